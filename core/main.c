@@ -1,0 +1,477 @@
+/* main.c — the hostbeat command line: run (live or -I replay), devices, test config,
+ * version, --dump-config. Exit codes: 0 ok, 1 runtime failure, 2 usage/config error.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pcap/pcap.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hostbeat/clock.h"
+#include "hostbeat/config.h"
+#include "hostbeat/encode.h"
+#include "hostbeat/event.h"
+#include "hostbeat/log.h"
+#include "hostbeat/mem.h"
+#include "hostbeat/metrics.h"
+#include "hostbeat/proto.h"
+#include "hostbeat/shipper.h"
+#include "net/capture.h"
+
+#ifndef HB_VERSION
+#define HB_VERSION "0.1.0"
+#endif
+
+#define EXIT_USAGE 2
+#define MAX_OVERRIDES 128
+#define SUMMARY_PERIOD_S 5
+
+struct cli {
+	const char *config;
+	bool to_stderr;
+	const char *selectors;
+	char *overrides[MAX_OVERRIDES];
+	size_t noverrides;
+	const char *pcap_file;
+	bool topspeed;
+	long loops;
+	bool no_publish;
+	bool dump_config;
+	const char *command; /* "run", "devices", "test", "version" */
+	const char *subcommand;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: hostbeat [command] [flags]\n"
+		"\n"
+		"Commands:\n"
+		"  run            capture and ship (default)\n"
+		"  devices        list the capture devices\n"
+		"  test config    check the configuration and exit\n"
+		"  version        print the version\n"
+		"\n"
+		"Flags:\n"
+		"  -c FILE        configuration file (default: ./beats.yml, else the embedded default)\n"
+		"  -e             log to stderr\n"
+		"  -d SELECTORS   enable debug output for selectors (\"http,tcp\", \"*\")\n"
+		"  -E KEY=VALUE   override a configuration key (repeatable)\n"
+		"  -I FILE        read packets from a pcap/pcapng file instead of capturing\n"
+		"  -t             with -I: read as fast as possible (no inter-packet sleeps)\n"
+		"  -l N           with -I: read the file N times (0 = forever)\n"
+		"  -N             disable publishing (decode only, events are counted and dropped)\n"
+		"  --dump-config  print the effective configuration (defaults included) and exit\n"
+		"  -h, --help     this help\n");
+}
+
+static bool is_command(const char *w)
+{
+	static const char *const commands[] = { "run", "devices", "test", "version" };
+
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(w, commands[i]) == 0)
+			return true;
+	return false;
+}
+
+/* "hostbeat [command [subcommand]] [flags]" and "hostbeat [flags] [command ...]" */
+static int parse_cli(int argc, char **argv, struct cli *cli)
+{
+	static const struct option longopts[] = {
+		{ "dump-config", no_argument, NULL, 'D' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char *end;
+	int opt;
+
+	memset(cli, 0, sizeof(*cli));
+	cli->loops = 1;
+	cli->command = "run";
+	while ((opt = getopt_long(argc, argv, "c:ed:E:I:tl:Nh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			cli->config = optarg;
+			break;
+		case 'e':
+			cli->to_stderr = true;
+			break;
+		case 'd':
+			cli->selectors = optarg;
+			break;
+		case 'E':
+			if (cli->noverrides == MAX_OVERRIDES || !strchr(optarg, '=')) {
+				fprintf(stderr, "hostbeat: -E takes key=value (at most %d)\n",
+					MAX_OVERRIDES);
+				return -EINVAL;
+			}
+			cli->overrides[cli->noverrides++] = optarg;
+			break;
+		case 'I':
+			cli->pcap_file = optarg;
+			break;
+		case 't':
+			cli->topspeed = true;
+			break;
+		case 'l':
+			errno = 0;
+			cli->loops = strtol(optarg, &end, 10);
+			if (errno || *end || cli->loops < 0) {
+				fprintf(stderr, "hostbeat: -l takes a count >= 0, got '%s'\n", optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'N':
+			cli->no_publish = true;
+			break;
+		case 'D':
+			cli->dump_config = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	/* GNU getopt permutes, so the words left are the command and its subcommand. */
+	if (optind < argc) {
+		if (!is_command(argv[optind])) {
+			fprintf(stderr, "hostbeat: unknown command '%s'\n", argv[optind]);
+			usage(stderr);
+			return -EINVAL;
+		}
+		cli->command = argv[optind++];
+	}
+	if (optind < argc && strcmp(cli->command, "test") == 0)
+		cli->subcommand = argv[optind++];
+	if (optind < argc) {
+		fprintf(stderr, "hostbeat: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (strcmp(cli->command, "test") == 0 &&
+	    (!cli->subcommand || strcmp(cli->subcommand, "config") != 0)) {
+		fprintf(stderr, "hostbeat: 'test' takes 'config' ('test output' comes with the "
+				"Elasticsearch output)\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int cmd_devices(void)
+{
+	char errbuf[PCAP_ERRBUF_SIZE];
+	pcap_if_t *all = NULL;
+	int i = 0;
+
+	if (pcap_findalldevs(&all, errbuf) != 0) {
+		fprintf(stderr, "hostbeat: cannot list devices: %s\n", errbuf);
+		return 1;
+	}
+	for (pcap_if_t *d = all; d; d = d->next, i++)
+		printf("%d: %s (%s)\n", i, d->name,
+		       d->description ? d->description : "No description available");
+	pcap_freealldevs(all);
+	return 0;
+}
+
+static enum log_level parse_level(const char *s)
+{
+	if (!s || strcmp(s, "info") == 0)
+		return LOG_LEVEL_INFO;
+	if (strcmp(s, "error") == 0 || strcmp(s, "critical") == 0)
+		return LOG_LEVEL_ERROR;
+	if (strcmp(s, "warning") == 0 || strcmp(s, "warn") == 0)
+		return LOG_LEVEL_WARN;
+	return LOG_LEVEL_DEBUG;
+}
+
+/* Random version-4 UUID for agent.ephemeral_id. */
+static void make_uuid(char out[37])
+{
+	unsigned char b[16];
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	ssize_t got = fd >= 0 ? read(fd, b, sizeof(b)) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	if (got != (ssize_t)sizeof(b)) {
+		uint64_t t = clock_mono_ns() ^ (uint64_t)getpid();
+
+		for (size_t i = 0; i < sizeof(b); i++, t = t * 6364136223846793005ULL + 1)
+			b[i] = (unsigned char)(t >> 56);
+	}
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+		 b[13], b[14], b[15]);
+}
+
+/* -N: events are decoded and counted, then dropped. */
+struct null_sink {
+	struct ev_sink sink;
+	struct metric *dropped;
+};
+
+static void null_publish(struct ev_sink *sink, struct event *ev)
+{
+	struct null_sink *ns = (struct null_sink *)sink;
+
+	metric_inc(ns->dropped);
+	ev_pool_put(ev);
+}
+
+struct summary_sum {
+	uint64_t transactions, errors;
+	char per_proto[512];
+	size_t off;
+};
+
+static void summary_visit(const struct metric *m, void *arg)
+{
+	struct summary_sum *s = arg;
+	const char *dot = strrchr(m->name, '.');
+	uint64_t v = atomic_load_explicit(&((struct metric *)m)->value, memory_order_relaxed);
+	int w;
+
+	if (!dot)
+		return;
+	if (strcmp(dot, ".transactions") == 0) {
+		s->transactions += v;
+		if (s->off < sizeof(s->per_proto)) {
+			w = snprintf(s->per_proto + s->off, sizeof(s->per_proto) - s->off, " %.*s=%llu",
+				     (int)(dot - m->name), m->name, (unsigned long long)v);
+			if (w > 0)
+				s->off += (size_t)w;
+		}
+	} else if (strcmp(dot, ".parse_errors") == 0 || strcmp(dot, ".unmatched_requests") == 0 ||
+		   strcmp(dot, ".unmatched_responses") == 0) {
+		s->errors += v;
+	}
+}
+
+static void log_summary(struct capture **caps, size_t ncaps, const char *when)
+{
+	struct capture_stats st, sum = { 0 };
+	struct summary_sum s = { 0 };
+
+	for (size_t i = 0; i < ncaps; i++) {
+		capture_get_stats(caps[i], &st);
+		sum.packets += st.packets;
+		sum.bytes += st.bytes;
+		sum.kernel_drops += st.kernel_drops;
+		sum.iface_drops += st.iface_drops;
+	}
+	metrics_foreach(summary_visit, &s);
+	log_info("summary",
+		 "%s: packets=%llu bytes=%llu pcap_drops=%llu iface_drops=%llu transactions=%llu%s "
+		 "errors=%llu events_written=%llu events_dropped=%llu",
+		 when, (unsigned long long)sum.packets, (unsigned long long)sum.bytes,
+		 (unsigned long long)sum.kernel_drops, (unsigned long long)sum.iface_drops,
+		 (unsigned long long)s.transactions, s.per_proto, (unsigned long long)s.errors,
+		 (unsigned long long)metrics_get("output.events.written"),
+		 (unsigned long long)(metrics_get("queue.dropped") +
+				      metrics_get("output.events.dropped") +
+				      metrics_get("publish.disabled_dropped")));
+}
+
+static int run_file(struct hb_config *cfg, struct hb_clock *clock, struct ev_sink *sink)
+{
+	struct capture *c = capture_open(cfg, NULL, clock, sink);
+	int rc;
+
+	if (!c)
+		return 1;
+	rc = capture_run(c);
+	log_summary(&c, 1, "end of file");
+	capture_free(c);
+	return rc ? 1 : 0;
+}
+
+static int run_live(struct hb_config *cfg, struct hb_clock *clock, struct ev_sink *sink)
+{
+	struct capture **caps = NULL;
+	char **names = NULL;
+	size_t n = 0, ncaps = 0;
+	uint64_t next_metrics, next_summary, now;
+	struct timespec tick = { 1, 0 };
+	sigset_t set;
+	int rc = 1, sig;
+
+	if (capture_resolve_devices(cfg, &names, &n) != 0 || n == 0) {
+		log_error("capture", "no capture device to open");
+		goto out;
+	}
+	caps = hb_calloc(n, sizeof(*caps));
+	if (!caps)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		caps[ncaps] = capture_open(cfg, names[i], clock, sink);
+		if (!caps[ncaps])
+			goto stop;
+		if (capture_run(caps[ncaps]) != 0) {
+			capture_free(caps[ncaps]);
+			goto stop;
+		}
+		ncaps++;
+	}
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	now = clock_mono_ns();
+	next_metrics = now + cfg->metrics_period;
+	next_summary = now + SUMMARY_PERIOD_S * NS_PER_SEC;
+	for (;;) {
+		sig = sigtimedwait(&set, NULL, &tick);
+		if (sig == SIGINT || sig == SIGTERM) {
+			log_info("main", "received %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+			break;
+		}
+		now = clock_mono_ns();
+		if (now >= next_summary) {
+			log_summary(caps, ncaps, "live");
+			next_summary = now + SUMMARY_PERIOD_S * NS_PER_SEC;
+		}
+		if (now >= next_metrics) {
+			metrics_report((unsigned)(cfg->metrics_period / NS_PER_SEC));
+			next_metrics = now + cfg->metrics_period;
+		}
+	}
+	rc = 0;
+stop:
+	/* Stop every capture: each flushes its flows, so pending requests are published. */
+	for (size_t i = 0; i < ncaps; i++)
+		capture_stop(caps[i]);
+	if (ncaps)
+		log_summary(caps, ncaps, "final");
+	for (size_t i = 0; i < ncaps; i++)
+		capture_free(caps[i]);
+out:
+	for (size_t i = 0; i < n; i++)
+		hb_free(names[i]);
+	hb_free(names);
+	hb_free(caps);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct hb_config cfg;
+	struct cfg_error err;
+	struct cli cli;
+	struct hb_clock clock;
+	struct ev_pool *pool = NULL;
+	struct shipper *ship = NULL;
+	struct null_sink nsink;
+	struct ev_sink *sink;
+	struct encode_opts eo;
+	char ephemeral[37];
+	sigset_t set;
+	int rc;
+
+	if (parse_cli(argc, argv, &cli) != 0)
+		return EXIT_USAGE;
+	if (strcmp(cli.command, "version") == 0) {
+		printf("hostbeat version %s (%s), %s\n", HB_VERSION, "linux", pcap_lib_version());
+		return 0;
+	}
+	if (strcmp(cli.command, "devices") == 0)
+		return cmd_devices();
+
+	if (cfg_load(cli.config, cli.overrides, cli.noverrides, &cfg, &err) != 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		return EXIT_USAGE;
+	}
+	if (cli.pcap_file) {
+		hb_free(cfg.pcap_file);
+		cfg.pcap_file = hb_strdup(cli.pcap_file);
+		cfg.topspeed = cli.topspeed;
+		cfg.loops = cli.loops;
+	}
+	if (cli.dump_config) {
+		rc = cfg_dump(&cfg, stdout) ? 1 : 0;
+		goto out_cfg;
+	}
+	if (strcmp(cli.command, "test") == 0) {
+		printf("Config OK\n");
+		rc = 0;
+		goto out_cfg;
+	}
+	if (cfg.es_enabled) {
+		fprintf(stderr, "%s: output.elasticsearch is not available in this build yet; use "
+				"output.file or output.console\n",
+			cfg.path);
+		rc = EXIT_USAGE;
+		goto out_cfg;
+	}
+	if (log_init(cli.selectors ? LOG_LEVEL_DEBUG : parse_level(cfg.log_level), cli.selectors,
+		     cli.to_stderr || cfg.log_to_stderr, cfg.log_path) != 0) {
+		fprintf(stderr, "hostbeat: cannot open log file %s: %s\n", cfg.log_path,
+			strerror(errno));
+		rc = 1;
+		goto out_cfg;
+	}
+	/* Signals are taken synchronously by the main thread (sigtimedwait); every thread
+	 * created from here on inherits the blocked mask. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	log_info("main", "hostbeat %s starting (config %s)", HB_VERSION, cfg.path);
+	clock_init(&clock, cfg.pcap_file != NULL);
+	pool = ev_pool_new(cfg.queue_events + cfg.max_pending_total, cfg.max_event_bytes, 4096);
+	if (!pool) {
+		log_error("main", "out of memory");
+		rc = 1;
+		goto out_cfg;
+	}
+	make_uuid(ephemeral);
+	memset(&eo, 0, sizeof(eo));
+	eo.agent_name = cfg.name;
+	eo.agent_version = HB_VERSION;
+	eo.agent_type = "hostbeat";
+	eo.agent_id = ephemeral;
+	eo.agent_ephemeral_id = ephemeral;
+	eo.host_name = cfg.name;
+	eo.tags = &cfg.tags;
+	eo.legacy_fields = cfg.legacy_fields;
+	eo.max_string = cfg.max_event_bytes;
+
+	if (cli.no_publish) {
+		nsink.sink.publish = null_publish;
+		nsink.sink.pool = pool;
+		nsink.dropped = metrics_counter("publish.disabled_dropped");
+		sink = &nsink.sink;
+	} else {
+		ship = shipper_new(&cfg, &eo, pool, cfg.pcap_file != NULL);
+		if (!ship || shipper_start(ship) != 0) {
+			rc = 1;
+			goto out_pool;
+		}
+		sink = shipper_sink(ship);
+	}
+
+	rc = cfg.pcap_file ? run_file(&cfg, &clock, sink) : run_live(&cfg, &clock, sink);
+
+	if (ship)
+		shipper_stop(ship, cfg.pcap_file ? UINT64_MAX : cfg.shutdown_timeout);
+	metrics_report((unsigned)(cfg.metrics_period / NS_PER_SEC));
+	log_info("main", "hostbeat stopped");
+out_pool:
+	shipper_free(ship);
+	ev_pool_free(pool);
+out_cfg:
+	cfg_free(&cfg);
+	log_close();
+	return rc;
+}

@@ -1,0 +1,116 @@
+/* metrics.c — the registry of named self-monitoring counters. */
+#include "hostbeat/metrics.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hostbeat/log.h"
+#include "hostbeat/mem.h"
+
+/* The registry is process-wide by nature: counters are bumped from every thread
+ * and reported by one. Registration takes the lock; reads/bumps are lock-free. */
+static struct metric registry[METRICS_MAX];
+static _Atomic size_t registered;
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct metric *lookup(const char *name)
+{
+	size_t n = atomic_load(&registered);
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(registry[i].name, name) == 0)
+			return &registry[i];
+	return NULL;
+}
+
+static struct metric *register_metric(const char *name, bool gauge)
+{
+	struct metric *m;
+	size_t n;
+	char *copy;
+
+	pthread_mutex_lock(&registry_lock);
+	m = lookup(name);
+	if (m)
+		goto out;
+	n = atomic_load(&registered);
+	copy = n < METRICS_MAX ? hb_strdup(name) : NULL;
+	if (!copy)
+		goto out; /* m stays NULL: metric_add(NULL) is a no-op */
+	m = &registry[n];
+	m->name = copy;
+	m->gauge = gauge;
+	atomic_store(&m->value, 0);
+	m->reported = 0;
+	atomic_store(&registered, n + 1); /* publish after the slot is filled */
+out:
+	pthread_mutex_unlock(&registry_lock);
+	return m;
+}
+
+struct metric *metrics_counter(const char *name)
+{
+	return register_metric(name, false);
+}
+
+struct metric *metrics_gauge(const char *name)
+{
+	return register_metric(name, true);
+}
+
+uint64_t metrics_get(const char *name)
+{
+	const struct metric *m = lookup(name);
+
+	return m ? atomic_load_explicit(&m->value, memory_order_relaxed) : 0;
+}
+
+void metrics_foreach(void (*fn)(const struct metric *m, void *arg), void *arg)
+{
+	size_t n = atomic_load(&registered);
+
+	for (size_t i = 0; i < n; i++)
+		fn(&registry[i], arg);
+}
+
+void metrics_report(unsigned period_s)
+{
+	char line[4096];
+	size_t n = atomic_load(&registered), off = 0;
+	int w;
+
+	for (size_t i = 0; i < n; i++) {
+		struct metric *m = &registry[i];
+		uint64_t v = atomic_load_explicit(&m->value, memory_order_relaxed);
+		uint64_t shown = m->gauge ? v : v - m->reported;
+
+		m->reported = v;
+		if (shown == 0)
+			continue;
+		w = snprintf(line + off, sizeof(line) - off, " %s=%llu", m->name,
+			     (unsigned long long)shown);
+		if (w < 0 || (size_t)w >= sizeof(line) - off) {
+			log_info("monitoring", "Non-zero metrics in the last %us:%s", period_s, line);
+			off = 0;
+			w = snprintf(line, sizeof(line), " %s=%llu", m->name, (unsigned long long)shown);
+			if (w < 0)
+				continue;
+		}
+		off += (size_t)w;
+	}
+	if (off)
+		log_info("monitoring", "Non-zero metrics in the last %us:%s", period_s, line);
+	else
+		log_info("monitoring", "No non-zero metrics in the last %us", period_s);
+}
+
+void metrics_reset(void)
+{
+	size_t n = atomic_load(&registered);
+
+	for (size_t i = 0; i < n; i++) {
+		atomic_store(&registry[i].value, 0);
+		registry[i].reported = 0;
+	}
+}

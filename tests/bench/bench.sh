@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# bench.sh — `make bench`: replay the generated multi-protocol capture through hostbeat,
+# `tcpdump -r` (the read floor) and `tshark -T ek` (the peer), one core each, and print
+# wall s, CPU s, max RSS, packets/s and transactions/s side by side with ratios.
+# Not a test: nothing here passes or fails on a number.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+BUILD=${BUILD:-build}
+RUNS=${RUNS:-3}
+PCAP=${BENCH_PCAP:-$BUILD/bench/bench.pcap}
+out=$(mktemp -d /tmp/hostbeat-bench.XXXXXX)
+trap 'rm -rf "$out"' EXIT
+
+mkdir -p "$(dirname "$PCAP")"
+if [[ ! -s $PCAP || ! -s $PCAP.truth ]]; then
+	echo "generating $PCAP ..."
+	"$BUILD"/tools/pcapgen -o "$PCAP" >"$PCAP.truth"
+fi
+packets=$(awk '$1=="packets"{print $2}' "$PCAP.truth")
+txns=$(awk '$1!="packets"{s+=$2} END{print s}' "$PCAP.truth")
+protos_with_traffic=$(awk '$1!="packets"{printf "%s ", $1}' "$PCAP.truth")
+echo "capture: $PCAP, $packets packets, $txns transactions (ground truth: $protos_with_traffic)"
+
+# Hostbeat decodes HTTP and DNS today; the other protocols' packets are in the file
+# (they exercise the flow table and filtering) and are counted as not decoded.
+cat >"$out/bench.yml" <<YML
+name: bench
+packetbeat.interfaces.device: any
+packetbeat.protocols:
+- type: http
+  ports: [80]
+- type: dns
+  ports: [53]
+output.file:
+  path: $out/data
+  rotate_every_kb: 1048576
+logging.level: warning
+YML
+
+# median of RUNS runs of "$@" under /usr/bin/time: prints "wall cpu rss_kb"
+measure() {
+	local i
+	for ((i = 0; i < RUNS; i++)); do
+		rm -rf "$out/data"
+		/usr/bin/time -f '%e %U %S %M' -o "$out/time" taskset -c 0 "$@" >/dev/null 2>"$out/err" ||
+			{ cat "$out/err"; return 1; }
+		awk '{printf "%.3f %.3f %d\n", $1, $2 + $3, $4}' "$out/time"
+	done | sort -n -k1 | sed -n "$(((RUNS + 1) / 2))p"
+}
+
+tshark_protos="http or dns or mysql or pgsql or resp or memcache or thrift or mongo"
+tshark_decode=(-d tcp.port==27017,mongo -d tcp.port==9090,thrift -d tcp.port==6379,resp)
+
+echo "running (median of $RUNS, pinned to one core) ..."
+read -r hb_wall hb_cpu hb_rss < <(measure ./hostbeat -c "$out/bench.yml" -t -I "$PCAP")
+hb_events=$(cat "$out"/data/*.ndjson 2>/dev/null | wc -l || true)
+./hostbeat -c "$out/bench.yml" -t -I "$PCAP" -e -E logging.level=info 2>"$out/hb.log" >/dev/null
+read -r td_wall td_cpu td_rss < <(measure tcpdump -r "$PCAP" -w /dev/null)
+read -r ts_wall ts_cpu ts_rss < <(RUNS=1 measure tshark -n -r "$PCAP" -T ek -Y "$tshark_protos" \
+	-j "$tshark_protos" "${tshark_decode[@]}")
+
+hb_txn=$(grep -oE 'transactions=[0-9]+' "$out/hb.log" | tail -n 1 | cut -d= -f2)
+echo
+printf '%-34s %8s %8s %9s %12s %12s\n' tool wall_s cpu_s rss_MiB packets/s txn/s
+row() { # name wall cpu rss_kb txn
+	awk -v n="$1" -v w="$2" -v c="$3" -v r="$4" -v p="$packets" -v t="$5" 'BEGIN{
+		printf "%-34s %8.2f %8.2f %9.1f %12.0f %12s\n", n, w, c, r/1024, p/w,
+		       (t == "-" ? "-" : sprintf("%.0f", t/w)) }'
+}
+row "tcpdump -r -w /dev/null (floor)" "$td_wall" "$td_cpu" "$td_rss" -
+row "tshark -T ek (8 protocols)" "$ts_wall" "$ts_cpu" "$ts_rss" "$txns"
+row "hostbeat -I -t (file output)" "$hb_wall" "$hb_cpu" "$hb_rss" "${hb_txn:-0}"
+echo
+awk -v hw="$hb_wall" -v tw="$ts_wall" -v dw="$td_wall" -v hc="$hb_cpu" -v p="$packets" 'BEGIN{
+	printf "hostbeat vs tshark: %.1fx packets/s (wall)\n", tw/hw
+	printf "hostbeat vs tcpdump floor: %.2fx of its packets/s\n", dw/hw
+	printf "hostbeat packets per CPU-second: %.0f\n", p/hc }'
+echo "hostbeat events written: $hb_events, transactions decoded: ${hb_txn:-0}" \
+	"(HTTP+DNS ground truth: $(awk '$1=="http"||$1=="dns"{s+=$2} END{print s}' "$PCAP.truth"))"
