@@ -170,7 +170,7 @@ char *ev_arena_copy(struct event *ev, const void *s, size_t len)
 		ev->arena_total += (uint32_t)want;
 	}
 	r = ev->arena + ev->arena_used;
-	if (len)
+	if (len && s)
 		memcpy(r, s, len);
 	r[len] = '\0';
 	ev->arena_used += (uint32_t)len + 1;

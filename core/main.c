@@ -266,11 +266,11 @@ static void log_summary(struct capture **caps, size_t ncaps, const char *when)
 
 	for (size_t i = 0; i < ncaps; i++) {
 		capture_get_stats(caps[i], &st);
-		sum.packets += st.packets;
-		sum.bytes += st.bytes;
 		sum.kernel_drops += st.kernel_drops;
 		sum.iface_drops += st.iface_drops;
 	}
+	sum.packets = metrics_get("capture.packets");
+	sum.bytes = metrics_get("capture.bytes");
 	metrics_foreach(summary_visit, &s);
 	log_info("summary",
 		 "%s: packets=%llu bytes=%llu pcap_drops=%llu iface_drops=%llu transactions=%llu%s "
@@ -292,7 +292,6 @@ static int run_file(struct hb_config *cfg, struct hb_clock *clock, struct ev_sin
 	if (!c)
 		return 1;
 	rc = capture_run(c);
-	log_summary(&c, 1, "end of file");
 	capture_free(c);
 	return rc ? 1 : 0;
 }
@@ -465,6 +464,8 @@ int main(int argc, char **argv)
 
 	if (ship)
 		shipper_stop(ship, cfg.pcap_file ? UINT64_MAX : cfg.shutdown_timeout);
+	if (cfg.pcap_file)
+		log_summary(NULL, 0, "end of file");
 	metrics_report((unsigned)(cfg.metrics_period / NS_PER_SEC));
 	log_info("main", "hostbeat stopped");
 out_pool:

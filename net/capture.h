@@ -33,6 +33,9 @@ struct capture *capture_open(const struct hb_config *cfg, const char *device,
 int capture_run(struct capture *c);
 /* Ask the loop to stop (signal-safe flag + pcap_breakloop); join the thread; flush flows. */
 void capture_stop(struct capture *c);
+/* Only set the stop flag and pcap_breakloop() (async-signal-safe; no join). A file
+ * replay in capture_run() then ends after the current packet and flushes its flows. */
+void capture_request_stop(struct capture *c);
 void capture_free(struct capture *c);
 const char *capture_device(const struct capture *c);
 

@@ -48,9 +48,10 @@ int txn_add_note(struct event *ev, const char *note)
 	a = old->v.s.len;
 	b = strlen(note);
 	/* Build "old; note" in the arena, then replace the field. */
-	joined = ev_arena_copy(ev, old->v.s.p, a + 2 + b);
+	joined = ev_arena_copy(ev, NULL, a + 2 + b);
 	if (!joined)
 		return -ENOSPC;
+	memcpy(joined, old->v.s.p, a); /* arena chunks never move: old stays valid */
 	memcpy(joined + a, "; ", 2);
 	memcpy(joined + a + 2, note, b);
 	joined[a + 2 + b] = '\0';

@@ -77,7 +77,7 @@ struct hb_config {
 	size_t nprotos;
 
 	/* packetbeat.* limits (hostbeat additions) */
-	uint64_t max_flows;          /* packetbeat.flows_table.max_flows */
+	uint64_t max_flows;          /* packetbeat.flow_table.max_flows */
 	uint64_t flow_timeout;       /* ns: idle flows without a protocol timeout */
 	uint64_t tcp_max_buffer;     /* per direction, unconsumed bytes */
 	uint64_t tcp_reorder_segments;

@@ -158,7 +158,8 @@ const struct ev_field *ev_find(const struct event *ev, const char *key);
 /* Remove every field with this key (e.g. a pending request field replaced later). */
 void ev_remove(struct event *ev, const char *key);
 
-/* Copy `len` bytes into the arena; returns the copy or NULL when the cap refused it. */
+/* Copy `len` bytes into the arena (s == NULL: reserve them uninitialised), NUL-terminated;
+ * returns the copy or NULL when the cap refused it. */
 char *ev_arena_copy(struct event *ev, const void *s, size_t len);
 
 /* ---- sink: where producers hand finished events -------------------------- */

@@ -1,0 +1,67 @@
+/* encode.h — the one place that writes JSON: struct event → one ECS 8 document.
+ *
+ * A transaction's typed envelope becomes @timestamp, type, status, event.*,
+ * source/destination/client/server.*, network.* (with the Community ID), related.ip,
+ * observer.ingress.interface.name; every event gets agent.*, host.name, ecs.version
+ * and the configured tags. With legacy_fields the Packetbeat 1.x names are added
+ * (client_ip, client_port, ip, port, bytes_in, bytes_out, responsetime, transport,
+ * count). Then the protocol fields: dotted keys are nested into objects, EVF_ARRAY
+ * elements with one key become a JSON array, member/elem become an array of objects.
+ *
+ * The output is deterministic: object members are sorted by key (byte order) at
+ * every level. Strings are made valid UTF-8 (invalid sequences → U+FFFD) and capped
+ * at max_string bytes; non-finite doubles are written as null. Anomalies are counted:
+ * "encode.key_conflicts", "encode.truncated_strings", "encode.non_finite".
+ *
+ * Field keys and member names are static code strings; a byte 0x01 in them would
+ * sort like '.'. A key that is both a value and an object prefix ("a" and "a.b")
+ * keeps the object; a key set several times keeps its last value; "related.*"
+ * arrays are deduplicated. For ICMP, client_port/server_port carry type/code: they
+ * feed the Community ID and are not written as ports.
+ *
+ * Thread-safety: encode_event() keeps no state; several threads may encode at once.
+ * Cost: no allocation unless an event carries more than ~200 fields or ~30 tags.
+ */
+#ifndef HOSTBEAT_ENCODE_H
+#define HOSTBEAT_ENCODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "hostbeat/config.h"
+#include "hostbeat/event.h"
+#include "hostbeat/strbuf.h"
+
+#define ENCODE_DEFAULT_MAX_STRING (1024 * 1024)
+#define ENCODE_INDEX_NAME_LEN 48 /* enough for every name encode_index_name() writes */
+
+/* Every pointer is borrowed and must outlive the encode calls; NULL strings are
+ * simply not written. */
+struct encode_opts {
+	const char *agent_name;
+	const char *agent_version;
+	const char *agent_type; /* "hostbeat" */
+	const char *agent_id;
+	const char *agent_ephemeral_id;
+	const char *host_name;
+	const struct cfg_strlist *tags; /* NULL or empty: no `tags` */
+	bool legacy_fields;
+	size_t max_string; /* bytes of UTF-8 per string value; 0 = ENCODE_DEFAULT_MAX_STRING */
+};
+
+/* Append one JSON document (no trailing newline) for `ev` to `out`. Borrows both.
+ * Returns 0, -EINVAL (NULL argument), or -ENOMEM (out->err set); on error `out` is
+ * cut back to its previous length. */
+int encode_event(const struct event *ev, const struct encode_opts *o, struct strbuf *out);
+
+/* The daily index the event belongs to, from the UTC date of ev->ts:
+ * "packetbeat-YYYY.MM.DD" (transactions), "topbeat-YYYY.MM.DD" (metrics),
+ * "hostbeat-metrics-YYYY.MM.DD" (the agent's own metrics). Always NUL-terminates
+ * when size > 0; ENCODE_INDEX_NAME_LEN is always enough. */
+void encode_index_name(const struct event *ev, char *buf, size_t size);
+
+/* Re-indent one compact JSON document with 2 spaces per level (console pretty).
+ * Appends to out; 0 or -ENOMEM. The input must be what encode_event() wrote. */
+int encode_pretty(const char *json, size_t len, struct strbuf *out);
+
+#endif

@@ -1,0 +1,686 @@
+/* test_encode.c — shipper/encode.c: envelope, nesting, ordering, arrays, strings. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hostbeat/clock.h"
+#include "hostbeat/encode.h"
+#include "hostbeat/event.h"
+#include "hostbeat/ip.h"
+#include "hostbeat/mem.h"
+#include "hostbeat/metrics.h"
+#include "hostbeat/strbuf.h"
+
+/* 2015-02-18T00:13:06.231442Z, the HTTP golden transaction of ecosystem.md §1.5 */
+#define T_START 1424218386231442000ULL
+#define T_END (T_START + 18341000ULL)
+
+struct fx {
+	struct ev_pool *pool;
+	struct strbuf out;
+	struct encode_opts o;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	f->pool = ev_pool_new(8, 1 << 20, 4096);
+	assert_non_null(f->pool);
+	strbuf_init(&f->out);
+	metrics_reset();
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	strbuf_free(&f->out);
+	ev_pool_free(f->pool);
+	free(f);
+	return 0;
+}
+
+static struct hb_ip ip(const char *s)
+{
+	struct hb_ip a;
+
+	assert_int_equal(hb_ip_parse(s, &a), 0);
+	return a;
+}
+
+/* A bare event without envelope: only @timestamp and ecs.version are derived. */
+static struct event *bare(struct fx *f)
+{
+	struct event *ev = ev_pool_get(f->pool, EV_KIND_SELF, NULL);
+
+	assert_non_null(ev);
+	ev->ts = 0;
+	return ev;
+}
+
+#define BARE_HEAD "{\"@timestamp\":\"1970-01-01T00:00:00.000Z\""
+#define BARE_ECS "\"ecs\":{\"version\":\"8.0.0\"}"
+
+static const char *enc(struct fx *f, struct event *ev)
+{
+	strbuf_reset(&f->out);
+	assert_int_equal(encode_event(ev, &f->o, &f->out), 0);
+	return strbuf_cstr(&f->out);
+}
+
+static json_object *parse(const char *s)
+{
+	json_object *j = json_tokener_parse(s);
+
+	if (!j)
+		fail_msg("invalid JSON: %s", s);
+	return j;
+}
+
+/* Value at a dotted path of nested objects (borrowed from root). */
+static json_object *at(json_object *root, const char *path)
+{
+	char buf[256], *save = NULL, *tok;
+	json_object *cur = root;
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (tok = strtok_r(buf, ".", &save); tok; tok = strtok_r(NULL, ".", &save))
+		if (!cur || !json_object_object_get_ex(cur, tok, &cur))
+			return NULL;
+	return cur;
+}
+
+static const char *at_str(json_object *root, const char *path)
+{
+	json_object *v = at(root, path);
+
+	if (!v || !json_object_is_type(v, json_type_string))
+		fail_msg("%s is not a string", path);
+	return json_object_get_string(v);
+}
+
+static int64_t at_int(json_object *root, const char *path)
+{
+	json_object *v = at(root, path);
+
+	if (!v || !json_object_is_type(v, json_type_int))
+		fail_msg("%s is not an integer", path);
+	return json_object_get_int64(v);
+}
+
+static struct event *http_txn(struct fx *f)
+{
+	struct event *ev = ev_pool_get(f->pool, EV_KIND_TRANSACTION, "http");
+
+	assert_non_null(ev);
+	ev->status = EV_STATUS_OK;
+	ev->ts = T_START;
+	ev->start_ns = T_START;
+	ev->end_ns = T_END;
+	ev->has_tuple = true;
+	ev->transport = IPPROTO_TCP;
+	ev->client_ip = ip("172.31.98.49");
+	ev->server_ip = ip("93.184.216.34");
+	ev->client_port = 55874;
+	ev->server_port = 80;
+	ev->has_client_bytes = ev->has_server_bytes = true;
+	ev->client_bytes = 130;
+	ev->server_bytes = 1591;
+	return ev;
+}
+
+static void http_fields(struct event *ev)
+{
+	assert_int_equal(ev_set_strz(ev, "method", "GET"), 0);
+	assert_int_equal(ev_set_strz(ev, "query", "GET /"), 0);
+	assert_int_equal(ev_set_strz(ev, "url.full", "http://www.example.com/"), 0);
+	assert_int_equal(ev_set_strz(ev, "url.scheme", "http"), 0);
+	assert_int_equal(ev_set_strz(ev, "url.domain", "www.example.com"), 0);
+	assert_int_equal(ev_set_strz(ev, "url.path", "/"), 0);
+	assert_int_equal(ev_set_strz(ev, "http.version", "1.1"), 0);
+	assert_int_equal(ev_set_strz(ev, "http.request.method", "GET"), 0);
+	assert_int_equal(ev_set_uint(ev, "http.request.bytes", 130), 0);
+	assert_int_equal(ev_set_uint(ev, "http.response.status_code", 200), 0);
+	assert_int_equal(ev_set_strz(ev, "http.response.status_phrase", "ok"), 0);
+	assert_int_equal(ev_set_uint(ev, "http.response.bytes", 1591), 0);
+	assert_int_equal(ev_set_uint(ev, "http.response.body.bytes", 1270), 0);
+	assert_int_equal(ev_set_strz(ev, "user_agent.original", "curl/7.37.1"), 0);
+	assert_int_equal(ev_set_strz(ev, "destination.domain", "www.example.com"), 0);
+	assert_int_equal(ev_set_strz(ev, "server.domain", "www.example.com"), 0);
+	assert_int_equal(ev_append_str(ev, "related.hosts", "www.example.com", 15), 0);
+}
+
+/* The whole document, byte for byte: envelope derivation, merge of parser fields
+ * into envelope objects, sorting at every level, Community ID spec vector. */
+static void test_http_document(void **state)
+{
+	struct fx *f = *state;
+	struct event *ev = http_txn(f);
+	static const char expect[] =
+		"{\"@timestamp\":\"2015-02-18T00:13:06.231Z\","
+		"\"agent\":{\"name\":\"host1\",\"type\":\"hostbeat\",\"version\":\"8.0.0\"},"
+		"\"client\":{\"bytes\":130,\"ip\":\"172.31.98.49\",\"port\":55874},"
+		"\"destination\":{\"bytes\":1591,\"domain\":\"www.example.com\","
+		"\"ip\":\"93.184.216.34\",\"port\":80},"
+		"\"ecs\":{\"version\":\"8.0.0\"},"
+		"\"event\":{\"category\":[\"network\"],\"dataset\":\"http\",\"duration\":18341000,"
+		"\"end\":\"2015-02-18T00:13:06.249783Z\",\"kind\":\"event\","
+		"\"start\":\"2015-02-18T00:13:06.231442Z\",\"type\":[\"connection\",\"protocol\"]},"
+		"\"host\":{\"name\":\"host1\"},"
+		"\"http\":{\"request\":{\"bytes\":130,\"method\":\"GET\"},"
+		"\"response\":{\"body\":{\"bytes\":1270},\"bytes\":1591,\"status_code\":200,"
+		"\"status_phrase\":\"ok\"},\"version\":\"1.1\"},"
+		"\"method\":\"GET\","
+		"\"network\":{\"bytes\":1721,\"community_id\":\"1:TMPM5eEnGOXfxAjx6NKlyjx+X10=\","
+		"\"protocol\":\"http\",\"transport\":\"tcp\",\"type\":\"ipv4\"},"
+		"\"query\":\"GET /\","
+		"\"related\":{\"hosts\":[\"www.example.com\"],"
+		"\"ip\":[\"172.31.98.49\",\"93.184.216.34\"]},"
+		"\"server\":{\"bytes\":1591,\"domain\":\"www.example.com\","
+		"\"ip\":\"93.184.216.34\",\"port\":80},"
+		"\"source\":{\"bytes\":130,\"ip\":\"172.31.98.49\",\"port\":55874},"
+		"\"status\":\"OK\",\"type\":\"http\","
+		"\"url\":{\"domain\":\"www.example.com\",\"full\":\"http://www.example.com/\","
+		"\"path\":\"/\",\"scheme\":\"http\"},"
+		"\"user_agent\":{\"original\":\"curl/7.37.1\"}}";
+
+	f->o.agent_type = "hostbeat";
+	f->o.agent_name = "host1";
+	f->o.agent_version = "8.0.0";
+	f->o.host_name = "host1";
+	http_fields(ev);
+	assert_string_equal(enc(f, ev), expect);
+	assert_int_equal(metrics_get("encode.key_conflicts"), 0);
+	ev_pool_put(ev);
+}
+
+/* DNS golden vector: udp 172.31.98.49:51958 → 8.8.8.8:53; array of objects. */
+static void test_dns_answers_and_related_ip(void **state)
+{
+	struct fx *f = *state;
+	struct event *ev = http_txn(f);
+	struct hb_ip a6 = ip("2606:2800:220:1:248:1893:25c8:1946"), cli = ip("172.31.98.49");
+	json_object *j, *ans, *rel;
+
+	ev->dataset = "dns";
+	ev->transport = IPPROTO_UDP;
+	ev->server_ip = ip("8.8.8.8");
+	ev->client_port = 51958;
+	ev->server_port = 53;
+	/* element 1 first: output is ordered by elem, members by name */
+	assert_int_equal(ev_obj_str(ev, "dns.answers", 1, "name", "b.example", 9), 0);
+	assert_int_equal(ev_obj_str(ev, "dns.answers", 0, "type", "AAAA", 4), 0);
+	assert_int_equal(ev_obj_str(ev, "dns.answers", 0, "name", "www.example.com", 15), 0);
+	assert_int_equal(ev_obj_uint(ev, "dns.answers", 0, "ttl", 21353), 0);
+	assert_int_equal(ev_obj_uint(ev, "dns.answers", 1, "ttl", 1), 0);
+	assert_int_equal(ev_obj_uint(ev, "dns.answers", 1, "ttl", 2), 0); /* last wins */
+	assert_int_equal(ev_set_uint(ev, "dns.answers_count", 2), 0);
+	assert_int_equal(ev_append_ip(ev, "related.ip", &cli), 0);          /* duplicate */
+	assert_int_equal(ev_append_ip(ev, "related.ip", &a6), 0);
+	assert_int_equal(ev_append_str(ev, "related.ip", "8.8.8.8", 7), 0); /* duplicate */
+	assert_int_equal(ev_append_str(ev, "related.ip", "10.0.0.1", 8), 0);
+	assert_int_equal(ev_append_ip(ev, "related.ip", &a6), 0);           /* duplicate */
+
+	j = parse(enc(f, ev));
+	assert_string_equal(at_str(j, "network.community_id"), "1:/Zwm1tJot2cAhFAO0OxKQHuXs3Y=");
+	assert_string_equal(at_str(j, "network.transport"), "udp");
+	ans = at(j, "dns.answers");
+	assert_non_null(ans);
+	assert_true(json_object_is_type(ans, json_type_array));
+	assert_int_equal(json_object_array_length(ans), 2);
+	assert_string_equal(at_str(json_object_array_get_idx(ans, 0), "name"), "www.example.com");
+	assert_int_equal(at_int(json_object_array_get_idx(ans, 0), "ttl"), 21353);
+	assert_string_equal(at_str(json_object_array_get_idx(ans, 1), "name"), "b.example");
+	assert_int_equal(at_int(json_object_array_get_idx(ans, 1), "ttl"), 2);
+	assert_int_equal(json_object_object_length(json_object_array_get_idx(ans, 1)), 2);
+	assert_int_equal(at_int(j, "dns.answers_count"), 2);
+	assert_non_null(strstr(strbuf_cstr(&f->out),
+			       "{\"name\":\"www.example.com\",\"ttl\":21353,\"type\":\"AAAA\"}"));
+
+	rel = at(j, "related.ip");
+	assert_non_null(rel);
+	assert_int_equal(json_object_array_length(rel), 4);
+	assert_string_equal(json_object_get_string(json_object_array_get_idx(rel, 0)), "172.31.98.49");
+	assert_string_equal(json_object_get_string(json_object_array_get_idx(rel, 1)), "8.8.8.8");
+	assert_string_equal(json_object_get_string(json_object_array_get_idx(rel, 2)),
+			    "2606:2800:220:1:248:1893:25c8:1946");
+	assert_string_equal(json_object_get_string(json_object_array_get_idx(rel, 3)), "10.0.0.1");
+	json_object_put(j);
+	ev_pool_put(ev);
+}
+
+static void test_nesting_and_sorting(void **state)
+{
+	struct fx *f = *state;
+	struct event *ev = bare(f);
+
+	/* '.' ranks below every byte: "zz" object before "zz-x", "zz.c" object inside */
+	assert_int_equal(ev_set_uint(ev, "zz.b", 1), 0);
+	assert_int_equal(ev_set_uint(ev, "zz-x", 4), 0);
+	assert_int_equal(ev_set_uint(ev, "zz.a", 2), 0);
+	assert_int_equal(ev_set_int(ev, "aa", -3), 0);
+	assert_int_equal(ev_set_uint(ev, "zz.c.d", 5), 0);
+	assert_int_equal(ev_set_bool(ev, "zz.c.a", true), 0);
+	assert_int_equal(ev_set_bool(ev, "Z", false), 0);
+	assert_int_equal(ev_set_uint(ev, "zzz", 6), 0);
+	assert_string_equal(enc(f, ev),
+			    BARE_HEAD ",\"Z\":false,\"aa\":-3," BARE_ECS ","
+				      "\"zz\":{\"a\":2,\"b\":1,\"c\":{\"a\":true,\"d\":5}},"
+				      "\"zz-x\":4,\"zzz\":6}");
+	ev_pool_put(ev);
+}
+
+static void test_arrays_and_duplicates(void **state)
+{
+	struct fx *f = *state;
+	struct event *ev = bare(f);
+
+	assert_int_equal(ev_append_str(ev, "x.list", "b", 1), 0);
+	assert_int_equal(ev_set_uint(ev, "x.n", 1), 0);
+	assert_int_equal(ev_append_str(ev, "x.list", "a", 1), 0);
+	assert_int_equal(ev_append_str(ev, "x.list", "b", 1), 0); /* not a set: kept */
+	assert_int_equal(ev_set_uint(ev, "x.n", 2), 0);           /* last one wins */
+	assert_int_equal(ev_append_str(ev, "related.user", "u", 1), 0);
+	assert_int_equal(ev_append_str(ev, "related.user", "u", 1), 0); /* a set */
+	assert_string_equal(enc(f, ev), BARE_HEAD "," BARE_ECS ",\"related\":{\"user\":[\"u\"]},"
+						  "\"x\":{\"list\":[\"b\",\"a\",\"b\"],\"n\":2}}");
+	assert_int_equal(metrics_get("encode.key_conflicts"), 0);
+	ev_pool_put(ev);
+}
+
+static void test_key_conflicts(void **state)
+{
+	struct fx *f = *state;
+	struct event *ev = bare(f);
+
+	assert_int_equal(ev_set_uint(ev, "a", 1), 0);
+	assert_int_equal(ev_set_uint(ev, "a.b", 2), 0);
+	assert_int_equal(ev_set_uint(ev, "c", 3), 0);          /* scalar ... */
+	assert_int_equal(ev_append_str(ev, "c", "x", 1), 0);   /* ... and array: array wins */
+	assert_int_equal(ev_set_uint(ev, "d", 4), 0);          /* scalar ... */
+	assert_int_equal(ev_obj_uint(ev, "d", 0, "m", 5), 0);  /* ... and objects: objects win */
+	assert_int_equal(ev_set_uint(ev, "e.f", 6), 0);
+	assert_int_equal(ev_set_uint(ev, "e.f.g", 7), 0);
+	assert_string_equal(enc(f, ev), BARE_HEAD ",\"a\":{\"b\":2},\"c\":[\"x\"],\"d\":[{\"m\":5}],"
+						  "\"e\":{\"f\":{\"g\":7}}," BARE_ECS "}");
+	assert_int_equal(metrics_get("encode.key_conflicts"), 4);
+	ev_pool_put(ev);
+}
+
+static void test_times(void **state)
+{
+	struct fx *f = *state;
+	struct event *ev = http_txn(f);
+	json_object *j;
+
+	assert_int_equal(ev_set_time(ev, "tls.server.not_after", 1000001000ULL), 0);
+	j = parse(enc(f, ev));
+	assert_string_equal(at_str(j, "@timestamp"), "2015-02-18T00:13:06.231Z");
+	assert_string_equal(at_str(j, "event.start"), "2015-02-18T00:13:06.231442Z");
+	assert_string_equal(at_str(j, "event.end"), "2015-02-18T00:13:06.249783Z");
+	assert_int_equal(at_int(j, "event.duration"), 18341000);
+	assert_string_equal(at_str(j, "tls.server.not_after"), "1970-01-01T00:00:01.000001Z");
+	json_object_put(j);
+
+	/* a response without request: no start, no duration */
+	ev->start_ns = 0;
+	j = parse(enc(f, ev));
+	assert_null(at(j, "event.start"));
+	assert_null(at(j, "event.duration"));
+	assert_string_equal(at_str(j, "event.end"), "2015-02-18T00:13:06.249783Z");
+	json_object_put(j);
+	ev_pool_put(ev);
+}
+
+/* The encoder's own date arithmetic agrees with clock_format_rfc3339() (gmtime). */
+static void test_time_formatting_matches_clock(void **state)
+{
+	static const uint64_t secs[] = {0, 59, 86399, 86400, 951782400 /* 2000-02-29 */,
+					951868800, 1078012800 /* 2004-02-29 */, 1456704000,
+					1440719999, 1709164800 /* 2024-02-29 */, 2147483647,
+					4107456000 /* 2100-02-28 */, 4107542400 /* 2100-03-01 */,
+					4102444799, 9000000000ULL};
+	struct fx *f = *state;
+	char want[64], got[80];
+	size_t i;
+
+	for (i = 0; i < sizeof(secs) / sizeof(secs[0]); i++) {
+		uint64_t ns = secs[i] * NS_PER_SEC + (i * 123456789ULL) % NS_PER_SEC;
+		struct event *ev = bare(f);
+		json_object *j;
+
+		ev->ts = ns;
+		assert_int_equal(ev_set_time(ev, "t", ns), 0);
+		j = parse(enc(f, ev));
+		assert_true(clock_format_rfc3339(ns, 6, want, sizeof(want)) > 0);
+		assert_string_equal(at_str(j, "t"), want);
+		assert_true(clock_format_rfc3339(ns, 3, want, sizeof(want)) > 0);
+		assert_string_equal(at_str(j, "@timestamp"), want);
+		clock_format_index_date(ns, want);
+		encode_index_name(ev, got, sizeof(got));
+		assert_string_equal(got + strlen("hostbeat-metrics-"), want);
+		json_object_put(j);
+		ev_pool_put(ev);
+	}
+}
+
+static void test_envelope_variants(void **state)
+{
+	struct fx *f = *state;
+	struct event *ev = http_txn(f);
+	json_object *j;
+
+	ev->client_ip = ip("fe80::1");
+	ev->server_ip = ip("fe80::2");
+	ev->has_server_bytes = false;
+	ev->status = EV_STATUS_SERVER_ERROR;
+	ev->iface = "docker0";
+	j = parse(enc(f, ev));
+	assert_string_equal(at_str(j, "network.type"), "ipv6");
+	assert_string_equal(at_str(j, "status"), "Server Error");
+	assert_string_equal(at_str(j, "observer.ingress.interface.name"), "docker0");
+	assert_string_equal(at_str(j, "source.ip"), "fe80::1");
+	assert_int_equal(at_int(j, "source.bytes"), 130);
+	assert_null(at(j, "destination.bytes"));
+	assert_null(at(j, "server.bytes"));
+	assert_null(at(j, "network.bytes"));
+	assert_null(at(j, "agent"));
+	assert_null(at(j, "tags"));
+	json_object_put(j);
+
+	/* ICMP: no ports, ipv6-icmp transport name */
+	ev->transport = IPPROTO_ICMPV6;
+	ev->client_port = 128;
+	ev->server_port = 0;
+	ev->status = EV_STATUS_CLIENT_ERROR;
+	j = parse(enc(f, ev));
+	assert_string_equal(at_str(j, "network.transport"), "ipv6-icmp");
+	assert_string_equal(at_str(j, "status"), "Client Error");
+	assert_null(at(j, "source.port"));
+	assert_null(at(j, "server.port"));
+	assert_non_null(at(j, "network.community_id"));
+	json_object_put(j);
+	ev_pool_put(ev);
+}
+
+static void test_legacy_fields(void **state)
+{
+	struct fx *f = *state;
+	struct event *ev = http_txn(f);
+	const char *legacy[] = {"client_ip", "client_port", "ip", "port", "bytes_in",
+				"bytes_out", "responsetime", "transport", "count"};
+	json_object *j;
+	size_t i;
+
+	j = parse(enc(f, ev));
+	for (i = 0; i < sizeof(legacy) / sizeof(legacy[0]); i++)
+		if (at(j, legacy[i]))
+			fail_msg("%s present without legacy_fields", legacy[i]);
+	json_object_put(j);
+
+	f->o.legacy_fields = true;
+	ev->end_ns = T_START + 38999999; /* 38.999999 ms → 38 (truncated) */
+	j = parse(enc(f, ev));
+	assert_string_equal(at_str(j, "client_ip"), "172.31.98.49");
+	assert_int_equal(at_int(j, "client_port"), 55874);
+	assert_string_equal(at_str(j, "ip"), "93.184.216.34");
+	assert_int_equal(at_int(j, "port"), 80);
+	assert_int_equal(at_int(j, "bytes_in"), 130);
+	assert_int_equal(at_int(j, "bytes_out"), 1591);
+	assert_int_equal(at_int(j, "responsetime"), 38);
+	assert_string_equal(at_str(j, "transport"), "tcp");
+	assert_int_equal(at_int(j, "count"), 1);
+	assert_int_equal(at_int(j, "event.duration"), 38999999);
+	json_object_put(j);
+	ev_pool_put(ev);
+}
+
+static void test_agent_tags_metric(void **state)
+{
+	struct fx *f = *state;
+	char *tv[] = {"web", "prod", "web"};
+	struct cfg_strlist tags = {tv, 3};
+	struct event *ev = ev_pool_get(f->pool, EV_KIND_METRIC, "system.cpu");
+	json_object *j, *t;
+
+	assert_non_null(ev);
+	f->o.agent_type = "hostbeat";
+	f->o.agent_id = "id-1";
+	f->o.agent_ephemeral_id = "eph-1";
+	f->o.tags = &tags;
+	assert_int_equal(ev_set_double(ev, "system.cpu.total.pct", 1.0979), 0);
+	j = parse(enc(f, ev));
+	assert_string_equal(at_str(j, "agent.id"), "id-1");
+	assert_string_equal(at_str(j, "agent.ephemeral_id"), "eph-1");
+	assert_string_equal(at_str(j, "event.dataset"), "system.cpu");
+	assert_string_equal(at_str(j, "event.module"), "system");
+	assert_string_equal(at_str(j, "metricset.name"), "cpu");
+	assert_null(at(j, "event.kind"));
+	assert_null(at(j, "type"));
+	t = at(j, "tags");
+	assert_non_null(t);
+	assert_int_equal(json_object_array_length(t), 3);
+	assert_string_equal(json_object_get_string(json_object_array_get_idx(t, 1)), "prod");
+	assert_non_null(strstr(strbuf_cstr(&f->out), "\"pct\":1.0979}"));
+	json_object_put(j);
+	ev_pool_put(ev);
+}
+
+static void test_escaping(void **state)
+{
+	struct fx *f = *state;
+	struct event *ev = bare(f);
+	char in[40];
+	unsigned i;
+	json_object *j;
+
+	for (i = 0; i < 32; i++)
+		in[i] = (char)i;
+	memcpy(in + 32, "\"\\/\x7f", 4);
+	assert_int_equal(ev_set_str(ev, "s", in, 36), 0);
+	assert_string_equal(enc(f, ev),
+			    BARE_HEAD "," BARE_ECS ",\"s\":\""
+				      "\\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007"
+				      "\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f"
+				      "\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017"
+				      "\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f"
+				      "\\\"\\\\/\x7f\"}");
+	j = parse(strbuf_cstr(&f->out));
+	assert_int_equal(json_object_get_string_len(at(j, "s")), 36);
+	assert_memory_equal(json_object_get_string(at(j, "s")), in, 36);
+	json_object_put(j);
+	ev_pool_put(ev);
+}
+
+static void test_invalid_utf8(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{"a\x80z", "a\xEF\xBF\xBDz"},                            /* lone continuation */
+		{"ab\xE2\x82", "ab\xEF\xBF\xBD"},                        /* truncated at end */
+		{"\xE2\x82z", "\xEF\xBF\xBDz"},                          /* truncated, then ASCII */
+		{"\xC0\xAF", "\xEF\xBF\xBD\xEF\xBF\xBD"},                /* overlong 2-byte */
+		{"\xE0\x80\xAF", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* overlong 3-byte */
+		{"\xED\xA0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* surrogate D800 */
+		{"\xF4\x90\x80\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* >10FFFF */
+		{"\xFF\xFE", "\xEF\xBF\xBD\xEF\xBF\xBD"},
+		{"\xE2\x82\xAC \xF0\x9F\x98\x80 \xED\x9F\xBF", "\xE2\x82\xAC \xF0\x9F\x98\x80 \xED\x9F\xBF"},
+	};
+	struct fx *f = *state;
+	char expect[128];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct event *ev = bare(f);
+		json_object *j;
+
+		assert_int_equal(ev_set_strz(ev, "s", cases[i].in), 0);
+		snprintf(expect, sizeof(expect), BARE_HEAD "," BARE_ECS ",\"s\":\"%s\"}", cases[i].out);
+		assert_string_equal(enc(f, ev), expect);
+		j = json_tokener_parse(strbuf_cstr(&f->out));
+		assert_non_null(j);
+		json_object_put(j);
+		ev_pool_put(ev);
+	}
+}
+
+static void test_string_cap(void **state)
+{
+	struct fx *f = *state;
+	struct event *ev = bare(f);
+
+	f->o.max_string = 10;
+	assert_int_equal(ev_set_strz(ev, "a", "0123456789abcdef"), 0);
+	assert_int_equal(ev_set_strz(ev, "b", "012345678\xE2\x82\xAC"), 0); /* € would cross 10 */
+	assert_int_equal(ev_set_strz(ev, "c", "0123456789"), 0);            /* exactly 10: kept */
+	assert_int_equal(ev_set_strz(ev, "d", "\n\n\n\n\n\n\n\n\n\n\n"), 0);  /* 11 escaped bytes */
+	assert_string_equal(enc(f, ev),
+			    BARE_HEAD ",\"a\":\"0123456789\",\"b\":\"012345678\",\"c\":\"0123456789\","
+				      "\"d\":\"\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\"," BARE_ECS "}");
+	assert_int_equal(metrics_get("encode.truncated_strings"), 3);
+	ev_pool_put(ev);
+}
+
+static void test_doubles(void **state)
+{
+	struct fx *f = *state;
+	struct event *ev = bare(f);
+	const double vals[] = {0.1, 1.0 / 3.0, 1e300, -2.5e-300, 123456789.125, 0.0};
+	json_object *j;
+	size_t i;
+
+	assert_int_equal(ev_set_double(ev, "n.nan", NAN), 0);
+	assert_int_equal(ev_set_double(ev, "n.inf", -INFINITY), 0);
+	assert_int_equal(ev_set_double(ev, "v.a", 0.1), 0);
+	assert_int_equal(ev_set_double(ev, "v.b", 2.0), 0);
+	assert_non_null(strstr(enc(f, ev), "\"n\":{\"inf\":null,\"nan\":null},\"v\":{\"a\":0.1,\"b\":2}"));
+	assert_int_equal(metrics_get("encode.non_finite"), 2);
+	ev_pool_put(ev);
+
+	for (i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+		ev = bare(f);
+		assert_int_equal(ev_set_double(ev, "d", vals[i]), 0);
+		j = parse(enc(f, ev));
+		assert_true(json_object_get_double(at(j, "d")) == vals[i]);
+		json_object_put(j);
+		ev_pool_put(ev);
+	}
+}
+
+static void test_index_names(void **state)
+{
+	struct fx *f = *state;
+	struct event *ev = bare(f);
+	char name[ENCODE_INDEX_NAME_LEN], small[12];
+
+	ev->ts = 1440719999ULL * NS_PER_SEC + 999999999ULL; /* 2015-08-27T23:59:59.999999999Z */
+	ev->kind = EV_KIND_TRANSACTION;
+	encode_index_name(ev, name, sizeof(name));
+	assert_string_equal(name, "packetbeat-2015.08.27");
+	ev->ts += 1; /* midnight UTC */
+	encode_index_name(ev, name, sizeof(name));
+	assert_string_equal(name, "packetbeat-2015.08.28");
+	ev->kind = EV_KIND_METRIC;
+	encode_index_name(ev, name, sizeof(name));
+	assert_string_equal(name, "topbeat-2015.08.28");
+	ev->kind = EV_KIND_SELF;
+	encode_index_name(ev, name, sizeof(name));
+	assert_string_equal(name, "hostbeat-metrics-2015.08.28");
+	encode_index_name(ev, small, sizeof(small));
+	assert_string_equal(small, "hostbeat-me");
+	ev_pool_put(ev);
+}
+
+/* More fields and tags than the stack arrays hold: the heap path. */
+static void test_many_fields(void **state)
+{
+	static const char *const keys[] = {"k.a", "k.b", "k.c", "k.d"};
+	struct fx *f = *state;
+	struct event *ev = bare(f);
+	char *tv[200];
+	struct cfg_strlist tags = {tv, 200};
+	json_object *j;
+	unsigned i;
+
+	for (i = 0; i < 200; i++)
+		tv[i] = "t";
+	f->o.tags = &tags;
+	for (i = 0; i < 1000; i++)
+		assert_int_equal(ev_append_str(ev, keys[i % 4], "v", 1), 0);
+	j = parse(enc(f, ev));
+	assert_int_equal(json_object_array_length(at(j, "k.c")), 250);
+	assert_int_equal(json_object_array_length(at(j, "tags")), 200);
+	json_object_put(j);
+	ev_pool_put(ev);
+}
+
+static void test_out_of_memory(void **state)
+{
+	struct fx *f = *state;
+	struct event *ev = http_txn(f);
+
+	http_fields(ev);
+	strbuf_reset(&f->out);
+	assert_int_equal(strbuf_append(&f->out, "keep", 4), 0);
+	mem_fail_after(0);
+	assert_int_equal(encode_event(ev, &f->o, &f->out), -ENOMEM);
+	mem_fail_reset();
+	assert_int_equal(f->out.len, 4); /* the partial document was cut off */
+	assert_true(f->out.err);
+	assert_int_equal(encode_event(NULL, &f->o, &f->out), -EINVAL);
+	ev_pool_put(ev);
+}
+
+static void test_pretty(void **state)
+{
+	struct fx *f = *state;
+	static const char in[] = "{\"a\":{\"b\":[1,\"x,{}:\\\"\"],\"e\":{},\"f\":[]},\"c\":2}";
+	static const char want[] = "{\n  \"a\": {\n    \"b\": [\n      1,\n      \"x,{}:\\\"\"\n"
+				   "    ],\n    \"e\": {},\n    \"f\": []\n  },\n  \"c\": 2\n}";
+
+	strbuf_reset(&f->out);
+	assert_int_equal(encode_pretty(in, strlen(in), &f->out), 0);
+	assert_string_equal(strbuf_cstr(&f->out), want);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_http_document, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dns_answers_and_related_ip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nesting_and_sorting, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_arrays_and_duplicates, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_conflicts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_times, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_time_formatting_matches_clock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_envelope_variants, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_legacy_fields, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_agent_tags_metric, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_invalid_utf8, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_string_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_doubles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_fields, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pretty, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
