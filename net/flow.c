@@ -9,7 +9,7 @@
  *
  *   buckets[hash & mask] ──► flows[i] ──hnext──► flows[j] ──► FLOW_NIL
  *   slots[p].head (oldest) ◄──prev/next──► ... slots[p].tail (newest)   one LRU per protocol
- *   free_list ──next──► unused flows[]
+ *   free_list ──next──► recycled flows[]; flows[fresh..cap) never used yet
  *
  * Every protocol has a single idle timeout, so each per-protocol list ordered by
  * last_seen is also ordered by deadline: expiry pops from the heads while due, O(1)
@@ -66,6 +66,7 @@ struct flow_table {
 	uint32_t *buckets;
 	uint32_t mask;
 	struct flow *free_list;
+	uint32_t fresh; /* flows[fresh..cap) were never used */
 	size_t count;
 	uint64_t now;       /* latest packet time seen (never moves back) */
 	uint64_t untracked; /* packets without a protocol since the last tick */
@@ -109,10 +110,9 @@ struct flow_table *flow_table_new(const struct hb_config *cfg, struct ev_sink *s
 		goto err_table;
 	for (uint32_t i = 0; i < nb; i++)
 		t->buckets[i] = FLOW_NIL;
-	for (uint32_t i = t->cap; i > 0; i--) {
-		t->flows[i - 1].next = t->free_list;
-		t->free_list = &t->flows[i - 1];
-	}
+	/* flows[] is handed out from `fresh` upwards and recycled through free_list, so
+	 * entries never used cost no resident memory (calloc'd pages stay untouched). */
+	t->fresh = 0;
 
 	for (size_t i = 0; i < cfg->nprotos && i < CFG_MAX_PROTOS; i++) {
 		const struct cfg_proto *p = &cfg->protos[i];
@@ -344,14 +344,14 @@ static struct flow *flow_create(struct flow_table *t, const struct packet *pkt,
 	    ((pkt->tcp_flags & TCPF_RST) ||
 	     (!(pkt->tcp_flags & TCPF_SYN) && pkt->payload_wire_len == 0)))
 		return NULL;
-	if (!t->free_list) {
+	if (!t->free_list && t->fresh == t->cap) {
 		struct flow *victim = oldest(t);
 
 		metric_inc(t->evicted);
 		flow_end(t, victim, t->now, false);
 	}
 	sl = &t->slots[idx - 1];
-	f = t->free_list;
+	f = t->free_list ? t->free_list : &t->flows[t->fresh];
 	memset(&f->info, 0, sizeof(f->info));
 	f->info.client_ip = src_is_client ? pkt->src : pkt->dst;
 	f->info.server_ip = src_is_client ? pkt->dst : pkt->src;
@@ -365,7 +365,10 @@ static struct flow *flow_create(struct flow_table *t, const struct packet *pkt,
 		metric_inc(t->conn_new_failed);
 		return NULL;
 	}
-	t->free_list = f->next;
+	if (f == t->free_list)
+		t->free_list = f->next;
+	else
+		t->fresh++;
 	f->key = *k;
 	f->slot = sl;
 	f->last_seen = t->now;

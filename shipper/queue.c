@@ -5,13 +5,22 @@
  * One mutex, two condition variables. Signals are sent only when somebody waits,
  * so the uncontended path is lock + link + unlock. The consumer takes up to a
  * whole batch per lock. The "queue.length" gauge follows every change.
+ *
+ * Hysteresis keeps the two threads from waking each other once per event (on one
+ * core that ping-pong cost more than encoding): a waiting consumer is woken when a
+ * batch has gathered (wake_batch events) or, for latency, after CONSUMER_LINGER_NS;
+ * blocked producers are woken when the queue has drained to half.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <time.h>
 
 #include "hostbeat/mem.h"
 #include "hostbeat/metrics.h"
 #include "shipper/queue.h"
+
+/* How long a consumer that found a few events waits for a batch to gather. */
+#define CONSUMER_LINGER_NS 20000000L /* 20 ms */
 
 struct ship_queue {
 	pthread_mutex_t lock;
@@ -19,6 +28,7 @@ struct ship_queue {
 	pthread_cond_t not_full;  /* blocking producers wait */
 	struct event *head, *tail;
 	size_t len, cap;
+	size_t wake_batch; /* wake a waiting consumer at this length */
 	unsigned consumer_waiting, producers_waiting;
 	bool closed;
 	struct metric *length;
@@ -34,6 +44,7 @@ struct ship_queue *ship_queue_new(size_t cap)
 	pthread_cond_init(&q->not_empty, NULL);
 	pthread_cond_init(&q->not_full, NULL);
 	q->cap = cap ? cap : 1;
+	q->wake_batch = q->cap / 8 ? (q->cap / 8 < 256 ? q->cap / 8 : 256) : 1;
 	q->length = metrics_gauge("queue.length");
 	return q;
 }
@@ -83,7 +94,8 @@ int ship_queue_push(struct ship_queue *q, struct event *ev, bool block, bool *wa
 	q->tail = ev;
 	q->len++;
 	metric_set(q->length, q->len);
-	if (q->consumer_waiting)
+	/* The first event wakes an idle consumer, which then lingers for a batch. */
+	if (q->consumer_waiting && (q->len == 1 || q->len == q->wake_batch))
 		pthread_cond_signal(&q->not_empty);
 out:
 	pthread_mutex_unlock(&q->lock);
@@ -100,6 +112,22 @@ size_t ship_queue_pop(struct ship_queue *q, struct event **out, size_t max)
 		pthread_cond_wait(&q->not_empty, &q->lock);
 		q->consumer_waiting--;
 	}
+	/* Something is queued: linger briefly for a batch unless producers wait. */
+	if (q->len < q->wake_batch && !q->closed && !q->producers_waiting) {
+		struct timespec deadline;
+
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_nsec += CONSUMER_LINGER_NS;
+		if (deadline.tv_nsec >= 1000000000L) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000L;
+		}
+		q->consumer_waiting++;
+		while (q->len < q->wake_batch && !q->closed && !q->producers_waiting &&
+		       pthread_cond_timedwait(&q->not_empty, &q->lock, &deadline) == 0)
+			;
+		q->consumer_waiting--;
+	}
 	while (n < max && q->head) {
 		out[n++] = q->head;
 		q->head = q->head->next;
@@ -108,7 +136,7 @@ size_t ship_queue_pop(struct ship_queue *q, struct event **out, size_t max)
 		q->tail = NULL;
 	q->len -= n;
 	metric_set(q->length, q->len);
-	if (n && q->producers_waiting)
+	if (n && q->producers_waiting && q->len <= q->cap / 2)
 		pthread_cond_broadcast(&q->not_full);
 	pthread_mutex_unlock(&q->lock);
 	return n;

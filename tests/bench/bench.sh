@@ -60,7 +60,7 @@ read -r td_wall td_cpu td_rss < <(measure tcpdump -r "$PCAP" -w /dev/null)
 read -r ts_wall ts_cpu ts_rss < <(RUNS=1 measure tshark -n -r "$PCAP" -T ek -Y "$tshark_protos" \
 	-j "$tshark_protos" "${tshark_decode[@]}")
 
-hb_txn=$(grep -oE 'transactions=[0-9]+' "$out/hb.log" | tail -n 1 | cut -d= -f2)
+hb_txn=$(grep "\[summary\]" "$out/hb.log" | grep -oE " transactions=[0-9]+" | tail -n 1 | cut -d= -f2)
 echo
 printf '%-34s %8s %8s %9s %12s %12s\n' tool wall_s cpu_s rss_MiB packets/s txn/s
 row() { # name wall cpu rss_kb txn
