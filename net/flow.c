@@ -47,6 +47,10 @@ struct flow {
 	struct flow *prev, *next; /* protocol LRU list; next also links the free list */
 	struct proto_slot *slot;
 	uint64_t last_seen;
+	bool closed; /* TCP ended (FIN both ways / RST): parser released, the entry
+		      * stays until idle so late duplicates of the connection's
+		      * segments are recognised as retransmissions (Packetbeat keeps
+		      * the stream until its idle timeout too) */
 	struct conn_info info;
 	struct tcp_stream st; /* parser state (ops, conn) for UDP too */
 };
@@ -68,6 +72,7 @@ struct flow_table {
 	struct flow *free_list;
 	uint32_t fresh; /* flows[fresh..cap) were never used */
 	size_t count;
+	size_t nclosed; /* of count: closed TCP flows kept until idle */
 	uint64_t now;       /* latest packet time seen (never moves back) */
 	uint64_t untracked; /* packets without a protocol since the last tick */
 	struct proto_slot slots[CFG_MAX_PROTOS];
@@ -171,7 +176,7 @@ void flow_table_free(struct flow_table *t)
 
 size_t flow_count(const struct flow_table *t)
 {
-	return t->count;
+	return t->count - t->nclosed;
 }
 
 /* ---- keys ------------------------------------------------------------------------ */
@@ -285,7 +290,10 @@ static void flow_remove(struct flow_table *t, struct flow *f)
 	f->next = t->free_list;
 	t->free_list = f;
 	t->count--;
-	gauge_sub(t->active, 1);
+	if (f->closed)
+		t->nclosed--;
+	else
+		gauge_sub(t->active, 1);
 }
 
 /* Deliver what can be delivered, optionally end the response side (close-delimited
@@ -372,6 +380,7 @@ static struct flow *flow_create(struct flow_table *t, const struct packet *pkt,
 	f->key = *k;
 	f->slot = sl;
 	f->last_seen = t->now;
+	f->closed = false;
 	tcp_stream_init(&f->st, sl->cfg->ops, conn);
 	f->hnext = t->buckets[h & t->mask];
 	t->buckets[h & t->mask] = (uint32_t)(f - t->flows);
@@ -412,16 +421,18 @@ void flow_process(struct flow_table *t, const struct packet *pkt)
 	key_make(&k, pkt);
 	h = key_hash(&k);
 	f = lookup(t, &k, h);
-	if (f && pkt->ip_proto == IPPROTO_TCP &&
-	    (pkt->tcp_flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN) {
-		/* A SYN on a known flow that is not a retransmission of its opening SYN:
-		 * the ports were reused for a new connection. */
-		const struct tcp_dir *cd = &f->st.dir[DIR_TO_SERVER];
+	if (f && pkt->ip_proto == IPPROTO_TCP && (pkt->tcp_flags & TCPF_SYN)) {
+		/* A SYN (or, on a closed flow, a SYN-ACK) that is not a retransmission of
+		 * the connection's own: the ports were reused for a new connection. */
 		bool from_client =
 		    hb_ip_eq(&pkt->src, &f->info.client_ip) && pkt->sport == f->info.client_port;
+		const struct tcp_dir *d = &f->st.dir[from_client ? DIR_TO_SERVER : DIR_TO_CLIENT];
+		bool syn_only = !(pkt->tcp_flags & TCPF_ACK);
 
-		if (!from_client || !cd->syn || cd->isn != pkt->seq) {
-			metric_inc(t->closed);
+		if ((syn_only || f->closed) && (syn_only != from_client || !d->syn ||
+						d->isn != pkt->seq)) {
+			if (!f->closed)
+				metric_inc(t->closed);
 			flow_end(t, f, t->now, true);
 			f = NULL;
 		}
@@ -444,9 +455,13 @@ void flow_process(struct flow_table *t, const struct packet *pkt)
 	}
 	struct proto_ctx ctx = ctx_for(t, f, pkt->ts);
 
+	if (f->closed)
+		return; /* a late duplicate of a finished connection: nothing to parse */
 	if (tcp_stream_segment(&t->env, &f->st, dir, pkt, &ctx) == TCP_STREAM_CLOSED) {
 		tcp_stream_release(&t->env, &f->st, &ctx);
-		flow_remove(t, f);
+		f->closed = true;
+		t->nclosed++;
+		gauge_sub(t->active, 1);
 		metric_inc(t->closed);
 	}
 }
@@ -465,7 +480,8 @@ void flow_tick(struct flow_table *t, uint64_t now)
 			continue;
 		/* Idle for longer than the timeout: strictly more. */
 		while ((f = sl->head) && now > f->last_seen && now - f->last_seen > sl->timeout) {
-			metric_inc(t->expired);
+			if (!f->closed)
+				metric_inc(t->expired);
 			flow_end(t, f, now, false);
 		}
 	}
@@ -480,7 +496,8 @@ void flow_flush_all(struct flow_table *t, uint64_t now)
 		t->untracked = 0;
 	}
 	while ((f = oldest(t))) {
-		metric_inc(t->expired);
+		if (!f->closed)
+			metric_inc(t->expired);
 		flow_end(t, f, now, true);
 	}
 }

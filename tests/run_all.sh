@@ -26,9 +26,9 @@ layer() { # name, command...
 	local line
 	line=$(grep -E '(^|: )[0-9]+ passed, [0-9]+ failed' "$log/$name.out" | tail -n 1)
 	local p f s
-	p=$(sed -nE 's/.*[^0-9]?([0-9]+) passed.*/\1/p' <<<"$line")
-	f=$(sed -nE 's/.* ([0-9]+) failed.*/\1/p' <<<"$line")
-	s=$(sed -nE 's/.* ([0-9]+) skipped.*/\1/p' <<<"$line")
+	p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+')
+	f=$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+')
+	s=$(grep -oE '[0-9]+ skipped' <<<"$line" | grep -oE '[0-9]+')
 	p=${p:-0} f=${f:-0} s=${s:-0}
 	if ((rc != 0 && f == 0)); then
 		f=1

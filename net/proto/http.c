@@ -459,6 +459,25 @@ static bool hdr_get(const uint8_t *blk, size_t len, const char *want, struct spa
 	return false;
 }
 
+/* The value of the last `want` line: a repeated Content-Type is not a list
+ * (RFC 9110 §8.3), and Packetbeat keeps the last one, so a response sending
+ * "Content-type: application/octet-stream" then "Content-Type: binary" is "binary". */
+static bool hdr_get_last(const uint8_t *blk, size_t len, const char *want, struct span *value)
+{
+	struct hdr_iter it;
+	struct span name, v;
+	bool found = false;
+
+	hdr_iter_init(&it, blk, len);
+	while (hdr_next(&it, &name, &v)) {
+		if (span_ieq(name, want)) {
+			*value = v;
+			found = true;
+		}
+	}
+	return found;
+}
+
 /* What the framing headers say; false when they are malformed. */
 struct framing {
 	bool has_cl, te, chunked;
@@ -751,8 +770,9 @@ static const char *header_key(struct http_conn *c, struct event *ev, const char 
 
 /* http.{request,response}.headers.*: content-type always, the rest when listed in
  * send_headers or with send_all_headers; repeated headers joined with ", " at the
- * position of their first line. content-length is added when the message completes
- * (as a number). */
+ * position of their first line, except content-type, which is the last line's value
+ * (the one the body decisions use). content-length is added when the message
+ * completes (as a number). */
 static void export_headers(struct http_conn *c, struct event *ev, const uint8_t *blk,
 			   size_t len, const char *prefix)
 {
@@ -792,6 +812,11 @@ static void export_headers(struct http_conn *c, struct event *ev, const uint8_t 
 		}
 		if (list_has(&hc->redact_headers, name)) {
 			ev_set_strz(ev, key, "REDACTED");
+			continue;
+		}
+		if (span_ieq(name, "content-type")) {
+			hdr_get_last(blk, len, "content-type", &value);
+			ev_set_str(ev, key, value.p, value.n);
 			continue;
 		}
 		strbuf_reset(&c->scratch);
@@ -1202,7 +1227,7 @@ static enum head_result request_head(struct http_conn *c, struct http_dir *d,
 	if (!check_headers(blk, len, &fr))
 		return HEAD_ERROR;
 	txn_fifo_expire(&c->fifo, ctx, c->timeout, "Unmatched request");
-	have_ctype = hdr_get(blk, len, "content-type", &ctype);
+	have_ctype = hdr_get_last(blk, len, "content-type", &ctype);
 	ev = txn_new_event(ctx, &http_proto);
 	d->ev = ev;
 	if (ev) {
@@ -1299,7 +1324,7 @@ static enum head_result response_head(struct http_conn *c, struct http_dir *d,
 			ev_set_str(ev, "http.response.status_phrase", c->scratch.p, c->scratch.len);
 		export_headers(c, ev, blk, len, "http.response.headers.");
 	}
-	have_ctype = hdr_get(blk, len, "content-type", &ctype);
+	have_ctype = hdr_get_last(blk, len, "content-type", &ctype);
 	d->want_raw = c->send_response && ev;
 	d->cap_content = ev && want_body(hc, &hc->include_response_body_for, have_ctype, ctype);
 	d->cap_raw_body = d->want_raw && d->cap_content;
@@ -1628,7 +1653,7 @@ static int http_gap(void *conn, enum proto_dir dir, size_t n, struct proto_ctx *
 	struct http_conn *c = conn;
 	struct http_dir *d = &c->dir[dir];
 
-	metric_inc(ctx->stats->gaps);
+	/* gaps and gap_drops are counted by the stream layer, which calls us. */
 	switch (d->state) {
 	case HS_TUNNEL:
 		return 0;
@@ -1655,7 +1680,6 @@ static int http_gap(void *conn, enum proto_dir dir, size_t n, struct proto_ctx *
 	default:
 		break;
 	}
-	metric_inc(ctx->stats->gap_drops);
 	return -1;
 }
 

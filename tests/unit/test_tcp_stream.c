@@ -537,6 +537,34 @@ static void test_parse_error_stops_feeding(void **state)
 	flow_table_free(t);
 }
 
+/* Packetbeat's wsgi_loopback.pcap: after the teardown the capture repeats the
+ * opening SYN and the first response segment. They are late duplicates of the
+ * closed connection, not a new one: no flow, nothing parsed. A SYN with another
+ * ISN is a new connection on the same ports. */
+static void test_late_duplicates_after_close(void **state)
+{
+	struct flow_table *t = open_conn(ISN_C);
+
+	(void)state;
+	send_seg(t, true, TCPF_ACK | TCPF_PSH, ISN_C + 1, "REQ 1\n");
+	send_seg(t, false, TCPF_ACK | TCPF_PSH, ISN_S + 1, "RSP 1\n");
+	send_seg(t, false, TCPF_ACK | TCPF_FIN, ISN_S + 7, NULL);
+	send_seg(t, true, TCPF_ACK | TCPF_FIN, ISN_C + 7, NULL);
+	assert_int_equal(flow_count(t), 0);
+	send_seg(t, true, TCPF_SYN, ISN_C, NULL);
+	send_seg(t, false, TCPF_ACK | TCPF_PSH, ISN_S + 1, "RSP 1\n");
+	send_seg(t, false, TCPF_SYN | TCPF_ACK, ISN_S, NULL);
+	assert_int_equal(flow_count(t), 0);
+	assert_string_equal(tlog, "new:40000>8080;S:REQ 1;C:RSP 1;fin:C;fin:S;exp:40000;"
+				  "free:40000;");
+	assert_int_equal(metrics_get("flows.created"), 1);
+	assert_int_equal(metrics_get("flows.closed"), 1);
+	send_seg(t, true, TCPF_SYN, ISN_C + 100000, NULL);
+	assert_int_equal(flow_count(t), 1);
+	assert_int_equal(metrics_get("flows.created"), 2);
+	flow_table_free(t);
+}
+
 static void test_rst_closes(void **state)
 {
 	struct flow_table *t = open_conn(ISN_C);
@@ -695,6 +723,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_buffer_total_cap, setup),
 	    cmocka_unit_test_setup(test_parse_error_stops_feeding, setup),
 	    cmocka_unit_test_setup(test_rst_closes, setup),
+	    cmocka_unit_test_setup(test_late_duplicates_after_close, setup),
 	    cmocka_unit_test_setup(test_soup_reorder_and_duplicates, setup),
 	    cmocka_unit_test_setup(test_soup_loss, setup),
 	};
