@@ -258,14 +258,14 @@ int ev_set_fmt(struct event *ev, const char *key, const char *fmt, ...)
 			  (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
-#define EV_SETTER(fn, ctype, vtype, member_name)                            \
-	int fn(struct event *ev, const char *key, ctype v)                  \
-	{                                                                   \
-		struct ev_field *f = ev_add(ev, key, vtype);                \
-		if (!f)                                                     \
-			return -ENOSPC;                                     \
-		f->v.member_name = v;                                       \
-		return 0;                                                   \
+#define EV_SETTER(fn, ctype, vtype, member_name)             \
+	int fn(struct event *ev, const char *key, ctype v)   \
+	{                                                    \
+		struct ev_field *f = ev_add(ev, key, vtype); \
+		if (!f)                                      \
+			return -ENOSPC;                      \
+		f->v.member_name = v;                        \
+		return 0;                                    \
 	}
 
 EV_SETTER(ev_set_int, int64_t, EV_T_INT, i)
@@ -300,8 +300,8 @@ int ev_append_ip(struct event *ev, const char *key, const struct hb_ip *ip)
 	return 0;
 }
 
-int ev_obj_str(struct event *ev, const char *key, unsigned elem, const char *member,
-	       const void *s, size_t len)
+int ev_obj_str(struct event *ev, const char *key, unsigned elem, const char *member, const void *s,
+	       size_t len)
 {
 	return ev_add_str(ev, key, member, elem, EVF_ARRAY, s, len);
 }

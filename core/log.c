@@ -17,9 +17,9 @@ static struct {
 	FILE *out;
 	bool own_out;
 	pthread_mutex_t lock;
-} logger = { LOG_LEVEL_INFO, "", NULL, false, PTHREAD_MUTEX_INITIALIZER };
+} logger = {LOG_LEVEL_INFO, "", NULL, false, PTHREAD_MUTEX_INITIALIZER};
 
-static const char *const level_names[] = { "ERROR", "WARN", "INFO", "DEBUG" };
+static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
 int log_init(enum log_level level, const char *selectors, bool to_stderr, const char *path)
 {

@@ -49,31 +49,33 @@ struct cli {
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"Usage: hostbeat [command] [flags]\n"
-		"\n"
-		"Commands:\n"
-		"  run            capture and ship (default)\n"
-		"  devices        list the capture devices\n"
-		"  test config    check the configuration and exit\n"
-		"  version        print the version\n"
-		"\n"
-		"Flags:\n"
-		"  -c FILE        configuration file (default: ./beats.yml, else the embedded default)\n"
-		"  -e             log to stderr\n"
-		"  -d SELECTORS   enable debug output for selectors (\"http,tcp\", \"*\")\n"
-		"  -E KEY=VALUE   override a configuration key (repeatable)\n"
-		"  -I FILE        read packets from a pcap/pcapng file instead of capturing\n"
-		"  -t             with -I: read as fast as possible (no inter-packet sleeps)\n"
-		"  -l N           with -I: read the file N times (0 = forever)\n"
-		"  -N             disable publishing (decode only, events are counted and dropped)\n"
-		"  --dump-config  print the effective configuration (defaults included) and exit\n"
-		"  -h, --help     this help\n");
+	fprintf(
+	    out,
+	    "Usage: hostbeat [command] [flags]\n"
+	    "\n"
+	    "Commands:\n"
+	    "  run            capture and ship (default)\n"
+	    "  devices        list the capture devices\n"
+	    "  test config    check the configuration and exit\n"
+	    "  version        print the version\n"
+	    "\n"
+	    "Flags:\n"
+	    "  -c FILE        configuration file (default: ./beats.yml, else the embedded "
+	    "default)\n"
+	    "  -e             log to stderr\n"
+	    "  -d SELECTORS   enable debug output for selectors (\"http,tcp\", \"*\")\n"
+	    "  -E KEY=VALUE   override a configuration key (repeatable)\n"
+	    "  -I FILE        read packets from a pcap/pcapng file instead of capturing\n"
+	    "  -t             with -I: read as fast as possible (no inter-packet sleeps)\n"
+	    "  -l N           with -I: read the file N times (0 = forever)\n"
+	    "  -N             disable publishing (decode only, events are counted and dropped)\n"
+	    "  --dump-config  print the effective configuration (defaults included) and exit\n"
+	    "  -h, --help     this help\n");
 }
 
 static bool is_command(const char *w)
 {
-	static const char *const commands[] = { "run", "devices", "test", "version" };
+	static const char *const commands[] = {"run", "devices", "test", "version"};
 
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(w, commands[i]) == 0)
@@ -85,9 +87,9 @@ static bool is_command(const char *w)
 static int parse_cli(int argc, char **argv, struct cli *cli)
 {
 	static const struct option longopts[] = {
-		{ "dump-config", no_argument, NULL, 'D' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"dump-config", no_argument, NULL, 'D'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	char *end;
 	int opt;
@@ -124,7 +126,8 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 			errno = 0;
 			cli->loops = strtol(optarg, &end, 10);
 			if (errno || *end || cli->loops < 0) {
-				fprintf(stderr, "hostbeat: -l takes a count >= 0, got '%s'\n", optarg);
+				fprintf(stderr, "hostbeat: -l takes a count >= 0, got '%s'\n",
+					optarg);
 				return -EINVAL;
 			}
 			break;
@@ -248,8 +251,9 @@ static void summary_visit(const struct metric *m, void *arg)
 	if (strcmp(dot, ".transactions") == 0) {
 		s->transactions += v;
 		if (s->off < sizeof(s->per_proto)) {
-			w = snprintf(s->per_proto + s->off, sizeof(s->per_proto) - s->off, " %.*s=%llu",
-				     (int)(dot - m->name), m->name, (unsigned long long)v);
+			w = snprintf(s->per_proto + s->off, sizeof(s->per_proto) - s->off,
+				     " %.*s=%llu", (int)(dot - m->name), m->name,
+				     (unsigned long long)v);
 			if (w > 0)
 				s->off += (size_t)w;
 		}
@@ -261,8 +265,8 @@ static void summary_visit(const struct metric *m, void *arg)
 
 static void log_summary(struct capture **caps, size_t ncaps, const char *when)
 {
-	struct capture_stats st, sum = { 0 };
-	struct summary_sum s = { 0 };
+	struct capture_stats st, sum = {0};
+	struct summary_sum s = {0};
 
 	for (size_t i = 0; i < ncaps; i++) {
 		capture_get_stats(caps[i], &st);
@@ -302,7 +306,7 @@ static int run_live(struct hb_config *cfg, struct hb_clock *clock, struct ev_sin
 	char **names = NULL;
 	size_t n = 0, ncaps = 0;
 	uint64_t next_metrics, next_summary, now;
-	struct timespec tick = { 1, 0 };
+	struct timespec tick = {1, 0};
 	sigset_t set;
 	int rc = 1, sig;
 
@@ -332,7 +336,8 @@ static int run_live(struct hb_config *cfg, struct hb_clock *clock, struct ev_sin
 	for (;;) {
 		sig = sigtimedwait(&set, NULL, &tick);
 		if (sig == SIGINT || sig == SIGTERM) {
-			log_info("main", "received %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+			log_info("main", "received %s, stopping",
+				 sig == SIGINT ? "SIGINT" : "SIGTERM");
 			break;
 		}
 		now = clock_mono_ns();
@@ -406,8 +411,9 @@ int main(int argc, char **argv)
 		goto out_cfg;
 	}
 	if (cfg.es_enabled) {
-		fprintf(stderr, "%s: output.elasticsearch is not available in this build yet; use "
-				"output.file or output.console\n",
+		fprintf(stderr,
+			"%s: output.elasticsearch is not available in this build yet; use "
+			"output.file or output.console\n",
 			cfg.path);
 		rc = EXIT_USAGE;
 		goto out_cfg;

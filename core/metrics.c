@@ -91,9 +91,11 @@ void metrics_report(unsigned period_s)
 		w = snprintf(line + off, sizeof(line) - off, " %s=%llu", m->name,
 			     (unsigned long long)shown);
 		if (w < 0 || (size_t)w >= sizeof(line) - off) {
-			log_info("monitoring", "Non-zero metrics in the last %us:%s", period_s, line);
+			log_info("monitoring", "Non-zero metrics in the last %us:%s", period_s,
+				 line);
 			off = 0;
-			w = snprintf(line, sizeof(line), " %s=%llu", m->name, (unsigned long long)shown);
+			w = snprintf(line, sizeof(line), " %s=%llu", m->name,
+				     (unsigned long long)shown);
 			if (w < 0)
 				continue;
 		}

@@ -34,7 +34,7 @@ static void sha1_block(uint32_t h[5], const uint8_t *p)
 			f = (b & c) | (~b & d); /* Ch */
 			k = 0x5a827999;
 		} else if (i < 40) {
-			f = b ^ c ^ d;          /* Parity */
+			f = b ^ c ^ d; /* Parity */
 			k = 0x6ed9eba1;
 		} else if (i < 60) {
 			f = (b & c) | (b & d) | (c & d); /* Maj */

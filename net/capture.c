@@ -75,7 +75,7 @@ struct capture {
 	const char *device;          /* interned (iface_intern); NULL in file mode */
 	char *filter;                /* owned; the BPF filter in use, NULL = none */
 	pcap_t *pc;
-	bool nano;                   /* pcap header timestamps are in ns */
+	bool nano; /* pcap header timestamps are in ns */
 	int linktype;
 	struct decoder *dec;
 	struct flow_table *flows;
@@ -85,9 +85,9 @@ struct capture {
 	atomic_bool stop;
 	int thread_rc;
 
-	uint64_t last_tick_ts;   /* packet time of the last flow_tick */
-	uint64_t last_ts;        /* last packet time seen */
-	uint64_t packet_no;      /* 1-based index of the packet in the current file pass */
+	uint64_t last_tick_ts; /* packet time of the last flow_tick */
+	uint64_t last_ts;      /* last packet time seen */
+	uint64_t packet_no;    /* 1-based index of the packet in the current file pass */
 	uint64_t last_stats_mono;
 	uint64_t prev_kernel_drops, prev_iface_drops; /* already added to the gauges */
 
@@ -373,8 +373,10 @@ static int open_live(struct capture *c)
 			rc = -EPERM;
 			break;
 		case PCAP_ERROR_PROMISC_PERM_DENIED:
-			log_error(LOG_SEL, "%s: no permission for promiscuous mode "
-					   "(needs root or CAP_NET_RAW+CAP_NET_ADMIN)", dev);
+			log_error(LOG_SEL,
+				  "%s: no permission for promiscuous mode "
+				  "(needs root or CAP_NET_RAW+CAP_NET_ADMIN)",
+				  dev);
 			rc = -EPERM;
 			break;
 		case PCAP_ERROR_NO_SUCH_DEVICE:
@@ -400,7 +402,8 @@ static int open_live(struct capture *c)
 	}
 	if (rc > 0)
 		log_warn(LOG_SEL, "%s: %s%s%s", dev, pcap_statustostr(rc),
-			 rc == PCAP_WARNING ? ": " : "", rc == PCAP_WARNING ? pcap_geterr(c->pc) : "");
+			 rc == PCAP_WARNING ? ": " : "",
+			 rc == PCAP_WARNING ? pcap_geterr(c->pc) : "");
 	c->nano = pcap_get_tstamp_precision(c->pc) == PCAP_TSTAMP_PRECISION_NANO;
 	return 0;
 }
@@ -472,8 +475,9 @@ struct capture *capture_open(const struct hb_config *cfg, const char *device,
 	c->g_iface_drops = metrics_gauge("capture.iface_drops");
 
 	if (device)
-		log_info(LOG_SEL, "capturing on %s (linktype %s, snaplen %d, buffer %llu MiB, "
-				  "filter: %s)",
+		log_info(LOG_SEL,
+			 "capturing on %s (linktype %s, snaplen %d, buffer %llu MiB, "
+			 "filter: %s)",
 			 device, linktype_name(c->linktype), pcap_snapshot(c->pc),
 			 (unsigned long long)(cfg->buffer_size >> 20), c->filter);
 	else
@@ -553,7 +557,8 @@ static void *live_thread(void *arg)
 			break;
 		if (n < 0) {
 			metric_inc(c->m_read_errors);
-			log_error(LOG_SEL, "%s: capture stopped: %s", c->device, pcap_geterr(c->pc));
+			log_error(LOG_SEL, "%s: capture stopped: %s", c->device,
+				  pcap_geterr(c->pc));
 			c->thread_rc = -EIO;
 			break;
 		}
@@ -642,7 +647,7 @@ static int run_file(struct capture *c)
 			pcap_close(c->pc);
 			errbuf[0] = '\0';
 			c->pc = pcap_open_offline_with_tstamp_precision(
-				c->cfg->pcap_file, PCAP_TSTAMP_PRECISION_NANO, errbuf);
+			    c->cfg->pcap_file, PCAP_TSTAMP_PRECISION_NANO, errbuf);
 			if (!c->pc) {
 				log_error(LOG_SEL, "%s: cannot reopen pcap file: %s",
 					  c->cfg->pcap_file, errbuf);

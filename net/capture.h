@@ -41,8 +41,8 @@ const char *capture_device(const struct capture *c);
 
 struct capture_stats {
 	uint64_t packets, bytes;
-	uint64_t kernel_drops;   /* pcap_stats ps_drop */
-	uint64_t iface_drops;    /* pcap_stats ps_ifdrop */
+	uint64_t kernel_drops; /* pcap_stats ps_drop */
+	uint64_t iface_drops;  /* pcap_stats ps_ifdrop */
 };
 void capture_get_stats(struct capture *c, struct capture_stats *st);
 

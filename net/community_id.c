@@ -29,36 +29,60 @@
 static int icmp4_counterpart(uint16_t type)
 {
 	switch (type) {
-	case 8: return 0;   /* echo ↔ echo reply */
-	case 0: return 8;
-	case 13: return 14; /* timestamp */
-	case 14: return 13;
-	case 15: return 16; /* information */
-	case 16: return 15;
-	case 10: return 9;  /* router solicitation ↔ advertisement */
-	case 9: return 10;
-	case 17: return 18; /* address mask */
-	case 18: return 17;
-	default: return -1;
+	case 8:
+		return 0; /* echo ↔ echo reply */
+	case 0:
+		return 8;
+	case 13:
+		return 14; /* timestamp */
+	case 14:
+		return 13;
+	case 15:
+		return 16; /* information */
+	case 16:
+		return 15;
+	case 10:
+		return 9; /* router solicitation ↔ advertisement */
+	case 9:
+		return 10;
+	case 17:
+		return 18; /* address mask */
+	case 18:
+		return 17;
+	default:
+		return -1;
 	}
 }
 
 static int icmp6_counterpart(uint16_t type)
 {
 	switch (type) {
-	case 128: return 129; /* echo */
-	case 129: return 128;
-	case 133: return 134; /* RS / RA */
-	case 134: return 133;
-	case 135: return 136; /* NS / NA */
-	case 136: return 135;
-	case 130: return 131; /* MLD query / report */
-	case 131: return 130;
-	case 139: return 140; /* node information query / response */
-	case 140: return 139;
-	case 144: return 145; /* home agent address discovery */
-	case 145: return 144;
-	default: return -1;
+	case 128:
+		return 129; /* echo */
+	case 129:
+		return 128;
+	case 133:
+		return 134; /* RS / RA */
+	case 134:
+		return 133;
+	case 135:
+		return 136; /* NS / NA */
+	case 136:
+		return 135;
+	case 130:
+		return 131; /* MLD query / report */
+	case 131:
+		return 130;
+	case 139:
+		return 140; /* node information query / response */
+	case 140:
+		return 139;
+	case 144:
+		return 145; /* home agent address discovery */
+	case 145:
+		return 144;
+	default:
+		return -1;
 	}
 }
 
@@ -88,9 +112,9 @@ int community_id_v1(const struct hb_ip *src, const struct hb_ip *dst, uint16_t s
 		cp = ip_proto == CID_PROTO_ICMP ? icmp4_counterpart(sport)
 						: icmp6_counterpart(sport);
 		if (cp >= 0)
-			pb = (uint16_t)cp;  /* two-way: port pair is (type, counterpart) */
+			pb = (uint16_t)cp; /* two-way: port pair is (type, counterpart) */
 		else
-			one_way = true;     /* (type, code), never reordered */
+			one_way = true; /* (type, code), never reordered */
 	}
 
 	a = src->a;

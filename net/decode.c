@@ -9,10 +9,10 @@
  *   SLL2 (20) | protocol 2 | rsvd 2 | ifindex 4 | hatype 2 | pkttype 1 | halen 1 | addr 8 |
  *   NULL/LOOP | family 4 (NULL: capturing host's order, LOOP: big-endian) |
  *
- *   IPv4      | ver/ihl | tos | total len | id | flags/frag off | ttl | proto | csum | src | dst | options |
- *   IPv6      | ver/tc/flow 4 | payload len 2 | next hdr | hop limit | src 16 | dst 16 | ext hdrs... |
- *   TCP       | sport | dport | seq 4 | ack 4 | doff/flags 2 | window | csum | urg | options |
- *   UDP       | sport | dport | length | csum |
+ *   IPv4      | ver/ihl | tos | total len | id | flags/frag off | ttl | proto | csum | src | dst |
+ * options | IPv6      | ver/tc/flow 4 | payload len 2 | next hdr | hop limit | src 16 | dst 16 |
+ * ext hdrs... | TCP       | sport | dport | seq 4 | ack 4 | doff/flags 2 | window | csum | urg |
+ * options | UDP       | sport | dport | length | csum |
  *
  * Lengths: `cap` = bytes present in the capture, `wire` = bytes per the headers.
  * Ethernet padding beyond the IP length is trimmed; a frame cut by the snaplen
@@ -31,8 +31,8 @@
 /* Link-layer header type values as libpcap's pcap_datalink() reports them on Linux. */
 #define LT_NULL 0
 #define LT_EN10MB 1
-#define LT_RAW 12          /* DLT_RAW on Linux */
-#define LT_RAW_BSD 14      /* DLT_RAW on BSD/OS */
+#define LT_RAW 12           /* DLT_RAW on Linux */
+#define LT_RAW_BSD 14       /* DLT_RAW on BSD/OS */
 #define LT_RAW_LINKTYPE 101 /* LINKTYPE_RAW as stored in files */
 #define LT_LOOP 108
 #define LT_LINUX_SLL 113
@@ -70,13 +70,13 @@ enum malformed_reason {
 };
 
 static const char *const malformed_names[MAL_COUNT] = {
-	[MAL_TRUNCATED_L2] = "decode.malformed.truncated_l2",
-	[MAL_BAD_IP_HEADER] = "decode.malformed.bad_ip_header",
-	[MAL_TRUNCATED_IP] = "decode.malformed.truncated_ip",
-	[MAL_BAD_TCP_HEADER] = "decode.malformed.bad_tcp_header",
-	[MAL_BAD_UDP_HEADER] = "decode.malformed.bad_udp_header",
-	[MAL_TOO_MANY_EXT] = "decode.malformed.too_many_ext_headers",
-	[MAL_UNSUPPORTED_LINK] = "decode.malformed.unsupported_link",
+    [MAL_TRUNCATED_L2] = "decode.malformed.truncated_l2",
+    [MAL_BAD_IP_HEADER] = "decode.malformed.bad_ip_header",
+    [MAL_TRUNCATED_IP] = "decode.malformed.truncated_ip",
+    [MAL_BAD_TCP_HEADER] = "decode.malformed.bad_tcp_header",
+    [MAL_BAD_UDP_HEADER] = "decode.malformed.bad_udp_header",
+    [MAL_TOO_MANY_EXT] = "decode.malformed.too_many_ext_headers",
+    [MAL_UNSUPPORTED_LINK] = "decode.malformed.unsupported_link",
 };
 
 struct decoder {
@@ -257,7 +257,8 @@ static enum decode_result decode_ipv4(struct decoder *d, const uint8_t *p, uint3
 
 	metric_inc(d->m_fragments);
 	if (cap < wire)
-		return malformed(d, MAL_TRUNCATED_IP); /* a snapped fragment cannot be reassembled */
+		return malformed(d,
+				 MAL_TRUNCATED_IP); /* a snapped fragment cannot be reassembled */
 	memset(&key, 0, sizeof(key));
 	key.src = out->src;
 	key.dst = out->dst;
@@ -302,7 +303,8 @@ static enum decode_result decode_ipv6_chain(struct decoder *d, uint8_t nh, const
 			nnh = cur_u8(&c);
 			len = cur_u8(&c);
 			if (c.err)
-				return malformed(d, wire < 2 ? MAL_BAD_IP_HEADER : MAL_TRUNCATED_IP);
+				return malformed(d,
+						 wire < 2 ? MAL_BAD_IP_HEADER : MAL_TRUNCATED_IP);
 			/* AH counts 32-bit words minus 2, the others 8-octet units minus 1 */
 			hlen = nh == IPP_AH ? ((uint32_t)len + 2) * 4 : ((uint32_t)len + 1) * 8;
 			if (wire < hlen)
@@ -323,7 +325,8 @@ static enum decode_result decode_ipv6_chain(struct decoder *d, uint8_t nh, const
 			offm = cur_be16(&c);
 			id = cur_be32(&c);
 			if (c.err)
-				return malformed(d, wire < 8 ? MAL_BAD_IP_HEADER : MAL_TRUNCATED_IP);
+				return malformed(d,
+						 wire < 8 ? MAL_BAD_IP_HEADER : MAL_TRUNCATED_IP);
 			p += 8;
 			cap -= 8;
 			wire -= 8;
@@ -409,8 +412,7 @@ static enum l3_kind ethertype_l3(uint16_t type)
 }
 
 /* Skip any VLAN tags following an EtherType of `type`; record up to PKT_MAX_VLANS. */
-static uint16_t skip_vlans(struct decoder *d, struct cursor *c, uint16_t type,
-			   struct packet *out)
+static uint16_t skip_vlans(struct decoder *d, struct cursor *c, uint16_t type, struct packet *out)
 {
 	uint16_t tci;
 
@@ -470,7 +472,8 @@ static enum decode_result decode_l2(struct decoder *d, struct cursor *c, struct 
 			break;
 		fam = (uint32_t)b[3] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[1] << 8 | b[0];
 		if (fam & 0xffff0000u)
-			fam = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+			fam = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 |
+			      b[3];
 		*l3 = family_l3(fam);
 		break;
 	case LT_LOOP:

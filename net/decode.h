@@ -28,10 +28,10 @@ void decoder_free(struct decoder *d);
 int decoder_linktype_supported(int linktype);
 
 enum decode_result {
-	DECODE_OK = 0,      /* TCP or UDP packet in *out */
-	DECODE_OTHER,       /* valid but not TCP/UDP (ARP, ICMP, ...): ignored, counted */
-	DECODE_FRAGMENT,    /* a fragment was stored, datagram not complete yet */
-	DECODE_MALFORMED,   /* counted by reason */
+	DECODE_OK = 0,    /* TCP or UDP packet in *out */
+	DECODE_OTHER,     /* valid but not TCP/UDP (ARP, ICMP, ...): ignored, counted */
+	DECODE_FRAGMENT,  /* a fragment was stored, datagram not complete yet */
+	DECODE_MALFORMED, /* counted by reason */
 };
 
 /* Decode one frame. `iface` (borrowed, static for the capture's life) is copied

@@ -72,7 +72,7 @@ struct flow_table {
 	struct flow *free_list;
 	uint32_t fresh; /* flows[fresh..cap) were never used */
 	size_t count;
-	size_t nclosed; /* of count: closed TCP flows kept until idle */
+	size_t nclosed;     /* of count: closed TCP flows kept until idle */
 	uint64_t now;       /* latest packet time seen (never moves back) */
 	uint64_t untracked; /* packets without a protocol since the last tick */
 	struct proto_slot slots[CFG_MAX_PROTOS];
@@ -429,8 +429,8 @@ void flow_process(struct flow_table *t, const struct packet *pkt)
 		const struct tcp_dir *d = &f->st.dir[from_client ? DIR_TO_SERVER : DIR_TO_CLIENT];
 		bool syn_only = !(pkt->tcp_flags & TCPF_ACK);
 
-		if ((syn_only || f->closed) && (syn_only != from_client || !d->syn ||
-						d->isn != pkt->seq)) {
+		if ((syn_only || f->closed) &&
+		    (syn_only != from_client || !d->syn || d->isn != pkt->seq)) {
 			if (!f->closed)
 				metric_inc(t->closed);
 			flow_end(t, f, t->now, true);

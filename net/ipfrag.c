@@ -24,13 +24,13 @@
 
 struct frag_slot {
 	bool used;
-	bool have_last;     /* the fragment with MF=0 arrived: total is known */
+	bool have_last; /* the fragment with MF=0 arrived: total is known */
 	struct ipfrag_key key;
 	uint64_t first_ts;
-	uint32_t total;     /* datagram payload length, valid when have_last */
-	uint32_t received;  /* payload bytes held (no overlaps, so a plain sum) */
-	uint32_t max_end;   /* highest fragment end seen */
-	uint8_t *buf;       /* IPFRAG_MAX_DATAGRAM bytes, allocated on first use, reused */
+	uint32_t total;    /* datagram payload length, valid when have_last */
+	uint32_t received; /* payload bytes held (no overlaps, so a plain sum) */
+	uint32_t max_end;  /* highest fragment end seen */
+	uint8_t *buf;      /* IPFRAG_MAX_DATAGRAM bytes, allocated on first use, reused */
 	uint8_t map[IPFRAG_BLOCKS / 8];
 };
 
@@ -39,8 +39,8 @@ struct ipfrag {
 	size_t nslots;
 	size_t nused;
 	uint64_t timeout;
-	struct metric *m_reassembled, *m_overlap, *m_duplicate, *m_evicted, *m_timeout,
-		*m_invalid, *m_too_big, *m_nomem;
+	struct metric *m_reassembled, *m_overlap, *m_duplicate, *m_evicted, *m_timeout, *m_invalid,
+	    *m_too_big, *m_nomem;
 };
 
 struct ipfrag *ipfrag_new(size_t max_datagrams, uint64_t timeout_ns)

@@ -22,25 +22,26 @@
 #define TCPF_ACK 0x10
 
 struct packet {
-	uint64_t ts;            /* ns since epoch */
+	uint64_t ts; /* ns since epoch */
 	uint32_t caplen, wirelen;
-	const char *iface;      /* capture device, NULL for files */
+	const char *iface; /* capture device, NULL for files */
 
 	uint8_t nvlans;
 	uint16_t vlan[PKT_MAX_VLANS]; /* outer first */
 
 	struct hb_ip src, dst;
-	uint8_t ip_proto;       /* IPPROTO_TCP / UDP / ICMP / ICMPV6 after extension headers */
-	bool reassembled;       /* payload came from IPv4/IPv6 fragment reassembly */
+	uint8_t ip_proto; /* IPPROTO_TCP / UDP / ICMP / ICMPV6 after extension headers */
+	bool reassembled; /* payload came from IPv4/IPv6 fragment reassembly */
 
-	uint16_t sport, dport;  /* TCP/UDP */
-	uint32_t seq, ack;      /* TCP */
-	uint8_t tcp_flags;      /* TCPF_* */
+	uint16_t sport, dport; /* TCP/UDP */
+	uint32_t seq, ack;     /* TCP */
+	uint8_t tcp_flags;     /* TCPF_* */
 	uint16_t window;
 
 	const uint8_t *payload; /* L4 payload (TCP/UDP data), borrowed */
 	uint32_t payload_len;   /* bytes present in the capture */
-	uint32_t payload_wire_len; /* bytes on the wire per the headers (>= payload_len when snapped) */
+	uint32_t
+	    payload_wire_len; /* bytes on the wire per the headers (>= payload_len when snapped) */
 };
 
 #endif

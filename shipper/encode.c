@@ -41,10 +41,10 @@
 #include "net/community_id.h"
 
 #define ECS_VERSION "8.0.0"
-#define ENV_FIXED 64    /* derived fields besides tags (about 50 used) */
-#define ENV_STACK 96    /* derived fields on the stack (ENV_FIXED + a few tags) */
-#define ENT_STACK 256   /* entries on the stack; more → one heap array */
-#define MAX_DEPTH 32    /* nesting levels; deeper keys are dropped and counted */
+#define ENV_FIXED 64  /* derived fields besides tags (about 50 used) */
+#define ENV_STACK 96  /* derived fields on the stack (ENV_FIXED + a few tags) */
+#define ENT_STACK 256 /* entries on the stack; more → one heap array */
+#define MAX_DEPTH 32  /* nesting levels; deeper keys are dropped and counted */
 #define TS_LEN 32
 #define SET_SCAN_MAX 64 /* related.* dedupe looks at the first 64 elements (bounded work) */
 
@@ -488,22 +488,14 @@ static int utf8_next(const uint8_t *p, size_t left)
 
 /* 1 for bytes copied as they are: printable ASCII except '"' and '\\'. */
 static const uint8_t plain_tbl[256] = {
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
 
 static inline bool plain_byte(uint8_t c)
@@ -519,8 +511,7 @@ static inline bool room(struct strbuf *o, size_t n)
 
 /* pre + '"' + s + '"' + post in one copy when s is plain ASCII within cap (the
  * common case); pre/post are optional single characters ('\0' = none). */
-static bool put_plain(struct strbuf *o, char pre, const char *s, size_t len, size_t cap,
-		      char post)
+static bool put_plain(struct strbuf *o, char pre, const char *s, size_t len, size_t cap, char post)
 {
 	size_t i;
 	char *d;
@@ -574,13 +565,34 @@ static void put_str_cap(struct writer *w, const char *s, size_t len, size_t cap)
 		if (*p < 0x80) {
 			esc[0] = '\\';
 			switch (*p) {
-			case '"': esc[1] = '"'; n = 2; break;
-			case '\\': esc[1] = '\\'; n = 2; break;
-			case '\b': esc[1] = 'b'; n = 2; break;
-			case '\f': esc[1] = 'f'; n = 2; break;
-			case '\n': esc[1] = 'n'; n = 2; break;
-			case '\r': esc[1] = 'r'; n = 2; break;
-			case '\t': esc[1] = 't'; n = 2; break;
+			case '"':
+				esc[1] = '"';
+				n = 2;
+				break;
+			case '\\':
+				esc[1] = '\\';
+				n = 2;
+				break;
+			case '\b':
+				esc[1] = 'b';
+				n = 2;
+				break;
+			case '\f':
+				esc[1] = 'f';
+				n = 2;
+				break;
+			case '\n':
+				esc[1] = 'n';
+				n = 2;
+				break;
+			case '\r':
+				esc[1] = 'r';
+				n = 2;
+				break;
+			case '\t':
+				esc[1] = 't';
+				n = 2;
+				break;
 			default:
 				memcpy(esc + 1, "u00", 3);
 				esc[4] = hex[*p >> 4];
@@ -665,7 +677,8 @@ static void put_value(struct writer *w, const struct ent *e)
 
 	switch (f->type) {
 	case EV_T_STR:
-		put_str_cap(w, f->v.s.p, f->v.s.len, e->seq < w->nderived ? SIZE_MAX : w->max_string);
+		put_str_cap(w, f->v.s.p, f->v.s.len,
+			    e->seq < w->nderived ? SIZE_MAX : w->max_string);
 		return;
 	case EV_T_INT:
 		put_i64(w->out, f->v.i);

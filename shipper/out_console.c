@@ -15,10 +15,10 @@
 struct out_console {
 	FILE *fp; /* borrowed (stdout) */
 	bool pretty;
-	struct strbuf pbuf;    /* pretty-printing scratch */
-	size_t pending_docs;   /* written since the last flush */
+	struct strbuf pbuf;  /* pretty-printing scratch */
+	size_t pending_docs; /* written since the last flush */
 	size_t pending_bytes;
-	bool failed;           /* a write since the last flush failed */
+	bool failed; /* a write since the last flush failed */
 	struct ship_output_counters m;
 };
 
@@ -108,9 +108,9 @@ static void console_close(void *st)
 }
 
 const struct ship_output_ops ship_out_console = {
-	.name = "console",
-	.open = console_open,
-	.write = console_write,
-	.flush = console_flush,
-	.close = console_close,
+    .name = "console",
+    .open = console_open,
+    .write = console_write,
+    .flush = console_flush,
+    .close = console_close,
 };

@@ -48,7 +48,7 @@ struct out_file {
 	uint64_t rotate_every;
 	uint64_t nfiles;
 	struct idx_file files[OUT_FILE_MAX_OPEN];
-	char *buf;              /* OUT_FILE_BUF bytes destined for `bfile` */
+	char *buf; /* OUT_FILE_BUF bytes destined for `bfile` */
 	size_t blen, bdocs;
 	struct idx_file *bfile; /* NULL when the buffer is empty */
 	uint64_t tick;
@@ -65,8 +65,8 @@ static void file_log_error(struct out_file *o, const char *what, const char *nam
 	if (o->last_log_ns && now - o->last_log_ns < OUT_FILE_LOG_EVERY)
 		return;
 	o->last_log_ns = now;
-	log_error(SEL, "%s %s/%s: %s (events are dropped and counted; next report in 1m)",
-		  what, o->dir, name, strerror(err));
+	log_error(SEL, "%s %s/%s: %s (events are dropped and counted; next report in 1m)", what,
+		  o->dir, name, strerror(err));
 }
 
 static int file_path(const struct out_file *o, const char *name, unsigned gen, char *buf)
@@ -303,18 +303,21 @@ static void *file_open(const struct hb_config *cfg)
 	}
 	rc = mkdir_p(cfg->file_path);
 	if (rc < 0) {
-		log_error(SEL, "cannot create output.file.path %s: %s", cfg->file_path, strerror(-rc));
+		log_error(SEL, "cannot create output.file.path %s: %s", cfg->file_path,
+			  strerror(-rc));
 		return NULL;
 	}
 	/* Prove the directory is writable now rather than at the first event. */
-	rc = snprintf(probe, sizeof(probe), "%s/.hostbeat-probe-%ld", cfg->file_path, (long)getpid());
+	rc = snprintf(probe, sizeof(probe), "%s/.hostbeat-probe-%ld", cfg->file_path,
+		      (long)getpid());
 	if (rc < 0 || (size_t)rc >= sizeof(probe)) {
 		log_error(SEL, "output.file.path %s: path too long", cfg->file_path);
 		return NULL;
 	}
 	fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd < 0) {
-		log_error(SEL, "output.file.path %s is not writable: %s", cfg->file_path, strerror(errno));
+		log_error(SEL, "output.file.path %s is not writable: %s", cfg->file_path,
+			  strerror(errno));
 		return NULL;
 	}
 	close(fd);
@@ -343,9 +346,9 @@ oom:
 }
 
 const struct ship_output_ops ship_out_file = {
-	.name = "file",
-	.open = file_open,
-	.write = file_write,
-	.flush = file_flush,
-	.close = file_close,
+    .name = "file",
+    .open = file_open,
+    .write = file_write,
+    .flush = file_flush,
+    .close = file_close,
 };

@@ -141,7 +141,9 @@ struct shipper *shipper_new(const struct hb_config *cfg, const struct encode_opt
 	if (cfg->file_enabled) {
 		ops = &ship_out_file;
 		if (cfg->console_enabled)
-			log_warn(SEL, "output.file and output.console are both enabled; using output.file");
+			log_warn(
+			    SEL,
+			    "output.file and output.console are both enabled; using output.file");
 	} else if (cfg->console_enabled) {
 		ops = &ship_out_console;
 	} else {

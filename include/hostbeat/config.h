@@ -30,7 +30,7 @@ enum cfg_type {
 struct cfg_field {
 	const char *key; /* relative to the table's prefix, may contain dots */
 	enum cfg_type type;
-	size_t offset; /* offsetof() into the struct the table fills */
+	size_t offset;   /* offsetof() into the struct the table fills */
 	const char *def; /* default as YAML text, NULL = zero/empty */
 	const char *help;
 	int64_t min, max; /* for INT/UINT/SIZE/DURATION when min < max */
@@ -68,24 +68,24 @@ struct hb_config {
 	struct cfg_strlist devices; /* names or globs (br-*), "any"; default docker0 else any */
 	struct cfg_strlist exclude; /* names or globs never captured */
 	uint64_t snaplen;
-	uint64_t buffer_size;       /* bytes (buffer_size_mb * MiB) */
-	char *bpf_filter;           /* NULL = generated from the protocol ports */
-	uint64_t poll_timeout;      /* ns, pcap read timeout */
+	uint64_t buffer_size;  /* bytes (buffer_size_mb * MiB) */
+	char *bpf_filter;      /* NULL = generated from the protocol ports */
+	uint64_t poll_timeout; /* ns, pcap read timeout */
 
 	/* packetbeat.protocols */
 	struct cfg_proto protos[CFG_MAX_PROTOS];
 	size_t nprotos;
 
 	/* packetbeat.* limits (hostbeat additions) */
-	uint64_t max_flows;          /* packetbeat.flow_table.max_flows */
-	uint64_t flow_timeout;       /* ns: idle flows without a protocol timeout */
-	uint64_t tcp_max_buffer;     /* per direction, unconsumed bytes */
+	uint64_t max_flows;      /* packetbeat.flow_table.max_flows */
+	uint64_t flow_timeout;   /* ns: idle flows without a protocol timeout */
+	uint64_t tcp_max_buffer; /* per direction, unconsumed bytes */
 	uint64_t tcp_reorder_segments;
 	uint64_t tcp_max_buffer_total; /* all connections together */
 	uint64_t ipfrag_max_datagrams;
-	uint64_t ipfrag_timeout;     /* ns */
-	uint64_t max_pending_total;  /* pending requests across all connections */
-	uint64_t shutdown_timeout;   /* ns */
+	uint64_t ipfrag_timeout;    /* ns */
+	uint64_t max_pending_total; /* pending requests across all connections */
+	uint64_t shutdown_timeout;  /* ns */
 	bool ignore_outgoing;
 
 	/* queue.mem.* */
@@ -94,32 +94,32 @@ struct hb_config {
 
 	/* outputs (exactly one enabled) */
 	bool file_enabled;
-	char *file_path;          /* directory */
+	char *file_path;            /* directory */
 	uint64_t file_rotate_every; /* bytes (rotate_every_kb * 1024) */
 	uint64_t file_number_of_files;
 	bool console_enabled;
 	bool console_pretty;
-	bool es_enabled;          /* output.elasticsearch: keys accepted, not yet shipped (issue 5) */
+	bool es_enabled; /* output.elasticsearch: keys accepted, not yet shipped (issue 5) */
 	struct cfg_strlist es_hosts;
 
 	/* general */
-	char *name;               /* agent.name / host.name; default: hostname */
+	char *name; /* agent.name / host.name; default: hostname */
 	struct cfg_strlist tags;
-	bool legacy_fields;       /* also emit Packetbeat 1.x names (bytes_in, responsetime, ...) */
+	bool legacy_fields; /* also emit Packetbeat 1.x names (bytes_in, responsetime, ...) */
 
 	/* logging.* */
-	char *log_level;          /* error|warning|info|debug */
+	char *log_level; /* error|warning|info|debug */
 	struct cfg_strlist log_selectors;
 	bool log_to_stderr;
 	char *log_path;
 
 	/* metrics.* */
-	uint64_t metrics_period;  /* ns */
+	uint64_t metrics_period; /* ns */
 
 	/* command line (not from the file) */
-	char *pcap_file;          /* -I */
-	bool topspeed;            /* -t */
-	long loops;               /* -l */
+	char *pcap_file; /* -I */
+	bool topspeed;   /* -t */
+	long loops;      /* -l */
 };
 
 struct cfg_error {
@@ -129,11 +129,11 @@ struct cfg_error {
 /* Load `path` (NULL = ./beats.yml if it exists, else the embedded default), apply
  * the -E overrides ("key=value"), fill `out` with defaults + values. Returns 0, or
  * -EINVAL with err->msg set (the caller prints it and exits 2). */
-int cfg_load(const char *path, char *const *overrides, size_t noverrides,
-	     struct hb_config *out, struct cfg_error *err);
+int cfg_load(const char *path, char *const *overrides, size_t noverrides, struct hb_config *out,
+	     struct cfg_error *err);
 /* Same, from a string (tests). `name` is used in error messages. */
-int cfg_load_string(const char *yaml, const char *name, char *const *overrides,
-		    size_t noverrides, struct hb_config *out, struct cfg_error *err);
+int cfg_load_string(const char *yaml, const char *name, char *const *overrides, size_t noverrides,
+		    struct hb_config *out, struct cfg_error *err);
 void cfg_free(struct hb_config *c);
 /* Write the effective configuration (defaults included) as YAML (--dump-config). */
 int cfg_dump(const struct hb_config *c, void *file /* FILE* */);

@@ -78,19 +78,20 @@ struct ev_chunk; /* arena overflow chunk (core/event.c) */
 struct event {
 	enum ev_kind kind;
 	const char *dataset; /* static: "http", "dns", ... (type, event.dataset, network.protocol);
-	                        metrics: "system.cpu" ... */
+				metrics: "system.cpu" ... */
 	enum ev_status status;
-	uint64_t ts;        /* @timestamp: first packet of the request (or of the lone response) */
-	uint64_t start_ns;  /* event.start, 0 = unknown (a response without request) */
-	uint64_t end_ns;    /* event.end: first packet of the response, 0 = none */
+	uint64_t ts;       /* @timestamp: first packet of the request (or of the lone response) */
+	uint64_t start_ns; /* event.start, 0 = unknown (a response without request) */
+	uint64_t end_ns;   /* event.end: first packet of the response, 0 = none */
 	bool has_tuple;
-	uint8_t transport;  /* IPPROTO_TCP / IPPROTO_UDP / IPPROTO_ICMP ... */
+	uint8_t transport; /* IPPROTO_TCP / IPPROTO_UDP / IPPROTO_ICMP ... */
 	struct hb_ip client_ip, server_ip;
 	uint16_t client_port, server_port;
 	bool has_client_bytes, has_server_bytes;
 	uint64_t client_bytes; /* application bytes client→server (source.bytes) */
 	uint64_t server_bytes; /* application bytes server→client (destination.bytes) */
-	const char *iface;     /* observer.ingress.interface.name; static for the agent's life, or NULL */
+	const char
+	    *iface; /* observer.ingress.interface.name; static for the agent's life, or NULL */
 
 	/* protocol fields */
 	uint16_t nfields;
@@ -99,10 +100,10 @@ struct event {
 	uint32_t dropped_fields; /* fields refused (caps); counted in metrics too */
 
 	/* arena */
-	char *arena;           /* current chunk */
+	char *arena; /* current chunk */
 	uint32_t arena_used;
 	uint32_t arena_size;
-	uint32_t arena_total;  /* bytes in all chunks */
+	uint32_t arena_total; /* bytes in all chunks */
 	struct ev_chunk *chunks;
 
 	struct ev_pool *pool;
@@ -143,14 +144,14 @@ int ev_set_time(struct event *ev, const char *key, uint64_t ns);
 int ev_append_str(struct event *ev, const char *key, const void *s, size_t len);
 int ev_append_ip(struct event *ev, const char *key, const struct hb_ip *ip);
 /* Member of element `elem` in an array of objects at key. */
-int ev_obj_str(struct event *ev, const char *key, unsigned elem, const char *member,
-	       const void *s, size_t len);
+int ev_obj_str(struct event *ev, const char *key, unsigned elem, const char *member, const void *s,
+	       size_t len);
 int ev_obj_uint(struct event *ev, const char *key, unsigned elem, const char *member, uint64_t v);
 int ev_obj_int(struct event *ev, const char *key, unsigned elem, const char *member, int64_t v);
 int ev_obj_bool(struct event *ev, const char *key, unsigned elem, const char *member, bool v);
 /* printf into a string field (e.g. "class IN, type A, google.com"). */
 int ev_set_fmt(struct event *ev, const char *key, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* The last field with this exact key (no member), or NULL. Linear; for tests and
  * for parsers that fill a field in two steps. */

@@ -8,7 +8,7 @@
 #include <string.h>
 
 struct hb_ip {
-	uint8_t ver; /* 4 or 6; 0 = unset */
+	uint8_t ver;   /* 4 or 6; 0 = unset */
 	uint8_t a[16]; /* v4 in a[0..3] */
 };
 

@@ -16,14 +16,23 @@ int log_init(enum log_level level, const char *selectors, bool to_stderr, const 
 void log_close(void);
 bool log_debug_enabled(const char *selector);
 void log_msg(enum log_level level, const char *selector, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
-#define log_error(sel, ...) do { log_msg(LOG_LEVEL_ERROR, sel, __VA_ARGS__); } while (0)
-#define log_warn(sel, ...) do { log_msg(LOG_LEVEL_WARN, sel, __VA_ARGS__); } while (0)
-#define log_info(sel, ...) do { log_msg(LOG_LEVEL_INFO, sel, __VA_ARGS__); } while (0)
-#define log_debug(sel, ...)                                   \
-	do {                                                  \
-		if (log_debug_enabled(sel))                   \
+#define log_error(sel, ...)                                 \
+	do {                                                \
+		log_msg(LOG_LEVEL_ERROR, sel, __VA_ARGS__); \
+	} while (0)
+#define log_warn(sel, ...)                                 \
+	do {                                               \
+		log_msg(LOG_LEVEL_WARN, sel, __VA_ARGS__); \
+	} while (0)
+#define log_info(sel, ...)                                 \
+	do {                                               \
+		log_msg(LOG_LEVEL_INFO, sel, __VA_ARGS__); \
+	} while (0)
+#define log_debug(sel, ...)                                         \
+	do {                                                        \
+		if (log_debug_enabled(sel))                         \
 			log_msg(LOG_LEVEL_DEBUG, sel, __VA_ARGS__); \
 	} while (0)
 

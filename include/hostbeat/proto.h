@@ -39,28 +39,28 @@ enum proto_transport_mask {
 struct conn_info {
 	struct hb_ip client_ip, server_ip;
 	uint16_t client_port, server_port;
-	uint8_t transport;       /* IPPROTO_TCP or IPPROTO_UDP */
-	const char *iface;       /* capture device name, NULL when reading a file */
+	uint8_t transport; /* IPPROTO_TCP or IPPROTO_UDP */
+	const char *iface; /* capture device name, NULL when reading a file */
 	const struct cfg_proto *cfg;
 };
 
 /* Counters every protocol has; registered by the registry as "<name>.<counter>". */
 struct proto_stats {
-	struct metric *messages;            /* requests + responses parsed */
-	struct metric *transactions;        /* events published (all statuses) */
+	struct metric *messages;     /* requests + responses parsed */
+	struct metric *transactions; /* events published (all statuses) */
 	struct metric *unmatched_requests;
 	struct metric *unmatched_responses;
-	struct metric *parse_errors;        /* connection became unparseable */
-	struct metric *limit_exceeded;      /* a hard limit (line, headers, pending) was hit */
-	struct metric *gaps;                /* gap() calls */
-	struct metric *gap_drops;           /* gaps the parser could not resync from */
-	struct metric *pool_exhausted;      /* no event available: transaction lost */
+	struct metric *parse_errors;   /* connection became unparseable */
+	struct metric *limit_exceeded; /* a hard limit (line, headers, pending) was hit */
+	struct metric *gaps;           /* gap() calls */
+	struct metric *gap_drops;      /* gaps the parser could not resync from */
+	struct metric *pool_exhausted; /* no event available: transaction lost */
 };
 
 /* Passed to every call. Everything borrowed for the duration of the call. */
 struct proto_ctx {
 	const struct conn_info *conn;
-	uint64_t ts;              /* timestamp of the packet being parsed (ns since epoch) */
+	uint64_t ts; /* timestamp of the packet being parsed (ns since epoch) */
 	struct ev_sink *sink;
 	struct proto_stats *stats;
 };
@@ -68,9 +68,9 @@ struct proto_ctx {
 enum parse_status {
 	PARSE_OK,        /* consumed `consumed` bytes; call again with the rest, if any */
 	PARSE_NEED_MORE, /* consumed `consumed`; the rest is an incomplete message: call
-	                    again when at least `needed` more bytes arrived (0 = any) */
+			    again when at least `needed` more bytes arrived (0 = any) */
 	PARSE_ERROR,     /* the connection is unparseable from here: the stream layer
-	                    counts it, frees this conn (after expire) and ignores the rest */
+			    counts it, frees this conn (after expire) and ignores the rest */
 };
 
 struct parse_result {
@@ -80,8 +80,8 @@ struct parse_result {
 };
 
 struct proto_ops {
-	const char *name;            /* "http": the event dataset, type and counter prefix */
-	unsigned transports;         /* PROTO_TCP | PROTO_UDP */
+	const char *name;    /* "http": the event dataset, type and counter prefix */
+	unsigned transports; /* PROTO_TCP | PROTO_UDP */
 	const uint16_t *default_ports;
 	size_t ndefault_ports;
 	/* Protocol-specific config keys (relative to the protocol entry), filling a

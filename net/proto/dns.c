@@ -54,15 +54,15 @@
 #include "hostbeat/proto.h"
 
 #define DNS_HDR_LEN 12
-#define DNS_NAME_WIRE_MAX 255   /* RFC 1035 §2.3.4 */
-#define DNS_MAX_JUMPS 64        /* compression pointers followed per name */
-#define DNS_NAME_TEXT_MAX 1040  /* 255 wire bytes, each escaped as "\DDD" at worst */
+#define DNS_NAME_WIRE_MAX 255  /* RFC 1035 §2.3.4 */
+#define DNS_MAX_JUMPS 64       /* compression pointers followed per name */
+#define DNS_NAME_TEXT_MAX 1040 /* 255 wire bytes, each escaped as "\DDD" at worst */
 #define DNS_MAX_LABELS 128
 #define DNS_RDATA_TEXT_MAX 4096 /* rendered `data` of one RR; longer is cut */
 #define DNS_EXTRA_TEXT_MAX 1024 /* string-valued RR keys (type_bits, signer_name...) */
 #define DNS_RR_MAX_EXTRA 8
-#define DNS_MSG_TEXT_MAX 16384  /* request/response text, also capped by max_message_size */
-#define DNS_PLAIN_UDP_MAX 512   /* RFC 1035 §4.2.1: larger needs EDNS0 */
+#define DNS_MSG_TEXT_MAX 16384 /* request/response text, also capped by max_message_size */
+#define DNS_PLAIN_UDP_MAX 512  /* RFC 1035 §4.2.1: larger needs EDNS0 */
 #define DNS_TCP_PREFIX 2
 
 #define DNS_TYPE_A 1
@@ -80,7 +80,7 @@
 /* error.message texts, as Packetbeat (protos/dns/errors.go). */
 #define NOTE_NO_RESPONSE "No response to this query was received"
 #define NOTE_ORPHAN "Response: received without an associated Query"
-#define NOTE_DUPLICATE                                                             \
+#define NOTE_DUPLICATE                                                              \
 	"Another query with the same DNS ID from this client was received so this " \
 	"query was closed without receiving a response"
 #define NOTE_RESP_UNDECODABLE "Response: Message's data could not be decoded as DNS"
@@ -99,18 +99,18 @@ struct dns_cfg {
 };
 
 static const struct cfg_field dns_cfg_fields[] = {
-	{"include_authorities", CFG_BOOL, offsetof(struct dns_cfg, include_authorities), "false",
-	 "add dns.authorities[] (the count is always there)", 0, 0},
-	{"include_additionals", CFG_BOOL, offsetof(struct dns_cfg, include_additionals), "false",
-	 "add dns.additionals[] (the count is always there)", 0, 0},
-	{"max_records", CFG_UINT, offsetof(struct dns_cfg, max_records), "512",
-	 "questions + resource records decoded per message; the rest is only counted", 1, 65535},
+    {"include_authorities", CFG_BOOL, offsetof(struct dns_cfg, include_authorities), "false",
+     "add dns.authorities[] (the count is always there)", 0, 0},
+    {"include_additionals", CFG_BOOL, offsetof(struct dns_cfg, include_additionals), "false",
+     "add dns.additionals[] (the count is always there)", 0, 0},
+    {"max_records", CFG_UINT, offsetof(struct dns_cfg, max_records), "512",
+     "questions + resource records decoded per message; the rest is only counted", 1, 65535},
 };
 
 static const struct dns_cfg dns_cfg_default = {
-	.include_authorities = false,
-	.include_additionals = false,
-	.max_records = 512,
+    .include_authorities = false,
+    .include_additionals = false,
+    .max_records = 512,
 };
 
 extern const struct proto_ops dns_proto;
@@ -264,59 +264,63 @@ struct code_name {
 };
 
 static const struct code_name dns_types[] = {
-	{1, "A"},          {2, "NS"},          {3, "MD"},         {4, "MF"},
-	{5, "CNAME"},      {6, "SOA"},         {7, "MB"},         {8, "MG"},
-	{9, "MR"},         {10, "NULL"},       {12, "PTR"},       {13, "HINFO"},
-	{14, "MINFO"},     {15, "MX"},         {16, "TXT"},       {17, "RP"},
-	{18, "AFSDB"},     {19, "X25"},        {20, "ISDN"},      {21, "RT"},
-	{22, "NSAP"},      {23, "NSAP-PTR"},   {24, "SIG"},       {25, "KEY"},
-	{26, "PX"},        {27, "GPOS"},       {28, "AAAA"},      {29, "LOC"},
-	{30, "NXT"},       {31, "EID"},        {32, "NIMLOC"},    {33, "SRV"},
-	{34, "ATMA"},      {35, "NAPTR"},      {36, "KX"},        {37, "CERT"},
-	{38, "A6"},        {39, "DNAME"},      {41, "OPT"},       {42, "APL"},
-	{43, "DS"},        {44, "SSHFP"},      {45, "IPSECKEY"},  {46, "RRSIG"},
-	{47, "NSEC"},      {48, "DNSKEY"},     {49, "DHCID"},     {50, "NSEC3"},
-	{51, "NSEC3PARAM"}, {52, "TLSA"},      {53, "SMIMEA"},    {55, "HIP"},
-	{56, "NINFO"},     {57, "RKEY"},       {58, "TALINK"},    {59, "CDS"},
-	{60, "CDNSKEY"},   {61, "OPENPGPKEY"}, {62, "CSYNC"},     {63, "ZONEMD"},
-	{64, "SVCB"},      {65, "HTTPS"},      {99, "SPF"},       {100, "UINFO"},
-	{101, "UID"},      {102, "GID"},       {103, "UNSPEC"},   {104, "NID"},
-	{105, "L32"},      {106, "L64"},       {107, "LP"},       {108, "EUI48"},
-	{109, "EUI64"},    {249, "TKEY"},      {250, "TSIG"},     {251, "IXFR"},
-	{252, "AXFR"},     {253, "MAILB"},     {254, "MAILA"},    {255, "ANY"},
-	{256, "URI"},      {257, "CAA"},       {258, "AVC"},      {32768, "TA"},
-	{32769, "DLV"},
+    {1, "A"},       {2, "NS"},        {3, "MD"},          {4, "MF"},          {5, "CNAME"},
+    {6, "SOA"},     {7, "MB"},        {8, "MG"},          {9, "MR"},          {10, "NULL"},
+    {12, "PTR"},    {13, "HINFO"},    {14, "MINFO"},      {15, "MX"},         {16, "TXT"},
+    {17, "RP"},     {18, "AFSDB"},    {19, "X25"},        {20, "ISDN"},       {21, "RT"},
+    {22, "NSAP"},   {23, "NSAP-PTR"}, {24, "SIG"},        {25, "KEY"},        {26, "PX"},
+    {27, "GPOS"},   {28, "AAAA"},     {29, "LOC"},        {30, "NXT"},        {31, "EID"},
+    {32, "NIMLOC"}, {33, "SRV"},      {34, "ATMA"},       {35, "NAPTR"},      {36, "KX"},
+    {37, "CERT"},   {38, "A6"},       {39, "DNAME"},      {41, "OPT"},        {42, "APL"},
+    {43, "DS"},     {44, "SSHFP"},    {45, "IPSECKEY"},   {46, "RRSIG"},      {47, "NSEC"},
+    {48, "DNSKEY"}, {49, "DHCID"},    {50, "NSEC3"},      {51, "NSEC3PARAM"}, {52, "TLSA"},
+    {53, "SMIMEA"}, {55, "HIP"},      {56, "NINFO"},      {57, "RKEY"},       {58, "TALINK"},
+    {59, "CDS"},    {60, "CDNSKEY"},  {61, "OPENPGPKEY"}, {62, "CSYNC"},      {63, "ZONEMD"},
+    {64, "SVCB"},   {65, "HTTPS"},    {99, "SPF"},        {100, "UINFO"},     {101, "UID"},
+    {102, "GID"},   {103, "UNSPEC"},  {104, "NID"},       {105, "L32"},       {106, "L64"},
+    {107, "LP"},    {108, "EUI48"},   {109, "EUI64"},     {249, "TKEY"},      {250, "TSIG"},
+    {251, "IXFR"},  {252, "AXFR"},    {253, "MAILB"},     {254, "MAILA"},     {255, "ANY"},
+    {256, "URI"},   {257, "CAA"},     {258, "AVC"},       {32768, "TA"},      {32769, "DLV"},
 };
 
 static const struct code_name dns_classes[] = {
-	{1, "IN"}, {2, "CS"}, {3, "CH"}, {4, "HS"}, {254, "NONE"}, {255, "ANY"},
+    {1, "IN"}, {2, "CS"}, {3, "CH"}, {4, "HS"}, {254, "NONE"}, {255, "ANY"},
 };
 
 static const struct code_name dns_rcodes[] = {
-	{0, "NOERROR"},   {1, "FORMERR"},  {2, "SERVFAIL"}, {3, "NXDOMAIN"},
-	{4, "NOTIMP"},    {5, "REFUSED"},  {6, "YXDOMAIN"}, {7, "YXRRSET"},
-	{8, "NXRRSET"},   {9, "NOTAUTH"},  {10, "NOTZONE"}, {16, "BADSIG"},
-	{17, "BADKEY"},   {18, "BADTIME"}, {19, "BADMODE"}, {20, "BADNAME"},
-	{21, "BADALG"},   {22, "BADTRUNC"}, {23, "BADCOOKIE"},
+    {0, "NOERROR"},  {1, "FORMERR"},  {2, "SERVFAIL"},  {3, "NXDOMAIN"},   {4, "NOTIMP"},
+    {5, "REFUSED"},  {6, "YXDOMAIN"}, {7, "YXRRSET"},   {8, "NXRRSET"},    {9, "NOTAUTH"},
+    {10, "NOTZONE"}, {16, "BADSIG"},  {17, "BADKEY"},   {18, "BADTIME"},   {19, "BADMODE"},
+    {20, "BADNAME"}, {21, "BADALG"},  {22, "BADTRUNC"}, {23, "BADCOOKIE"},
 };
 
 static const struct code_name dns_opcodes[] = {
-	{0, "QUERY"}, {1, "IQUERY"}, {2, "STATUS"}, {4, "NOTIFY"}, {5, "UPDATE"},
+    {0, "QUERY"}, {1, "IQUERY"}, {2, "STATUS"}, {4, "NOTIFY"}, {5, "UPDATE"},
 };
 
 /* RFC 8624 / IANA DNSSEC algorithm numbers (miekg AlgorithmToString). */
 static const struct code_name dns_algorithms[] = {
-	{1, "RSAMD5"},           {2, "DH"},              {3, "DSA"},
-	{5, "RSASHA1"},          {6, "DSA-NSEC3-SHA1"},  {7, "RSASHA1-NSEC3-SHA1"},
-	{8, "RSASHA256"},        {10, "RSASHA512"},      {12, "ECC-GOST"},
-	{13, "ECDSAP256SHA256"}, {14, "ECDSAP384SHA384"}, {15, "ED25519"},
-	{16, "ED448"},           {252, "INDIRECT"},      {253, "PRIVATEDNS"},
-	{254, "PRIVATEOID"},
+    {1, "RSAMD5"},
+    {2, "DH"},
+    {3, "DSA"},
+    {5, "RSASHA1"},
+    {6, "DSA-NSEC3-SHA1"},
+    {7, "RSASHA1-NSEC3-SHA1"},
+    {8, "RSASHA256"},
+    {10, "RSASHA512"},
+    {12, "ECC-GOST"},
+    {13, "ECDSAP256SHA256"},
+    {14, "ECDSAP384SHA384"},
+    {15, "ED25519"},
+    {16, "ED448"},
+    {252, "INDIRECT"},
+    {253, "PRIVATEDNS"},
+    {254, "PRIVATEOID"},
 };
 
 /* DS digest types and NSEC3 hash algorithms (miekg HashToString). */
 static const struct code_name dns_hashes[] = {
-	{1, "SHA1"}, {2, "SHA256"}, {3, "GOST94"}, {4, "SHA384"}, {5, "SHA512"},
+    {1, "SHA1"}, {2, "SHA256"}, {3, "GOST94"}, {4, "SHA384"}, {5, "SHA512"},
 };
 
 static const char *code_lookup(const struct code_name *t, size_t n, unsigned code)
@@ -443,19 +447,32 @@ static int dns_read_name(struct cursor *c, struct sb *out, struct dns_labels *la
 /* Two-label public suffixes that matter most in practice. Everything else uses the
  * last label as the suffix (the PSL's default "*" rule). */
 static const char *const dns_two_label_suffixes[] = {
-	"co.uk",  "org.uk", "ac.uk",  "gov.uk", "me.uk",  "net.uk", "ltd.uk", "plc.uk",
-	"com.au", "net.au", "org.au", "edu.au", "gov.au", "co.nz",  "net.nz", "org.nz",
-	"co.jp",  "ne.jp",  "or.jp",  "ac.jp",  "go.jp",  "co.kr",  "or.kr",  "com.br",
-	"net.br", "org.br", "com.cn", "net.cn", "org.cn", "gov.cn", "edu.cn", "co.in",
-	"net.in", "org.in", "co.za",  "com.mx", "com.ar", "com.tr", "com.tw", "com.hk",
-	"com.sg", "co.il",  "co.id",  "com.my", "com.ph", "com.vn", "com.ua", "com.pl",
-	"co.th",  "in-addr.arpa", "ip6.arpa", "github.io", "gitlab.io", "herokuapp.com",
-	"appspot.com", "blogspot.com", "azurewebsites.net", "cloudfront.net",
+    "co.uk",          "org.uk",       "ac.uk",
+    "gov.uk",         "me.uk",        "net.uk",
+    "ltd.uk",         "plc.uk",       "com.au",
+    "net.au",         "org.au",       "edu.au",
+    "gov.au",         "co.nz",        "net.nz",
+    "org.nz",         "co.jp",        "ne.jp",
+    "or.jp",          "ac.jp",        "go.jp",
+    "co.kr",          "or.kr",        "com.br",
+    "net.br",         "org.br",       "com.cn",
+    "net.cn",         "org.cn",       "gov.cn",
+    "edu.cn",         "co.in",        "net.in",
+    "org.in",         "co.za",        "com.mx",
+    "com.ar",         "com.tr",       "com.tw",
+    "com.hk",         "com.sg",       "co.il",
+    "co.id",          "com.my",       "com.ph",
+    "com.vn",         "com.ua",       "com.pl",
+    "co.th",          "in-addr.arpa", "ip6.arpa",
+    "github.io",      "gitlab.io",    "herokuapp.com",
+    "appspot.com",    "blogspot.com", "azurewebsites.net",
+    "cloudfront.net",
 };
 
 static bool two_label_suffix(const char *s)
 {
-	for (size_t i = 0; i < sizeof(dns_two_label_suffixes) / sizeof(dns_two_label_suffixes[0]); i++)
+	for (size_t i = 0; i < sizeof(dns_two_label_suffixes) / sizeof(dns_two_label_suffixes[0]);
+	     i++)
 		if (strcasecmp(s, dns_two_label_suffixes[i]) == 0)
 			return true;
 	return false;
@@ -489,12 +506,12 @@ struct dns_summary {
 	uint16_t id, flags;
 	uint16_t counts[4]; /* QD AN NS AR as in the header */
 	unsigned opcode;
-	unsigned rcode;     /* with the OPT extended bits */
+	unsigned rcode; /* with the OPT extended bits */
 	bool has_opt;
 	uint16_t udp_size;
 	uint8_t ext_rcode, version;
 	bool do_bit;
-	bool capped;        /* more entries than max_records: the rest was not walked */
+	bool capped; /* more entries than max_records: the rest was not walked */
 };
 
 /* Walk one RR header and skip its RDATA. Returns the RR type; rd_off and rd_len
@@ -609,7 +626,7 @@ static void rr_str_end(struct rr_text *t)
 }
 
 static void rr_str_fmt(struct rr_text *t, const char *key, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void rr_str_fmt(struct rr_text *t, const char *key, const char *fmt, ...)
 {
@@ -690,7 +707,7 @@ static void render_cstring(struct cursor *c, struct sb *out, bool quoted)
 static const char *svcb_key_name(unsigned key, char *buf, size_t size)
 {
 	static const char *const names[] = {"mandatory", "alpn", "no-default-alpn", "port",
-					    "ipv4hint", "ech", "ipv6hint"};
+					    "ipv4hint",  "ech",  "ipv6hint"};
 
 	if (key < sizeof(names) / sizeof(names[0]))
 		return names[key];
@@ -788,7 +805,7 @@ static bool render_rdata(const uint8_t *msg, size_t rd_off, size_t rd_len, uint1
 	cur_init(&c, msg, rd_off + rd_len);
 	cur_seek(&c, rd_off);
 	switch (type) {
-	case 1:  /* A */
+	case 1: /* A */
 	case 28: /* AAAA */ {
 		struct hb_ip ip = {.ver = type == 1 ? 4 : 6};
 		char txt[HB_IP_STRLEN];
@@ -801,7 +818,15 @@ static bool render_rdata(const uint8_t *msg, size_t rd_off, size_t rd_len, uint1
 		sb_put(d, txt, hb_ip_format(&ip, txt));
 		break;
 	}
-	case 2: case 3: case 4: case 5: case 7: case 8: case 9: case 12: case 39:
+	case 2:
+	case 3:
+	case 4:
+	case 5:
+	case 7:
+	case 8:
+	case 9:
+	case 12:
+	case 39:
 		/* NS MD MF CNAME MB MG MR PTR DNAME */
 		if (dns_read_name(&c, d, NULL) < 0)
 			return false;
@@ -888,7 +913,7 @@ static bool render_rdata(const uint8_t *msg, size_t rd_off, size_t rd_len, uint1
 			return false;
 		break;
 	}
-	case 43: /* DS */
+	case 43:   /* DS */
 	case 59: { /* CDS */
 		uint16_t tag = cur_be16(&c);
 		uint8_t alg = cur_u8(&c), dt = cur_u8(&c);
@@ -902,7 +927,7 @@ static bool render_rdata(const uint8_t *msg, size_t rd_off, size_t rd_len, uint1
 		sb_hex(d, rest, nrest, true);
 		break;
 	}
-	case 48: /* DNSKEY */
+	case 48:   /* DNSKEY */
 	case 60: { /* CDNSKEY */
 		uint16_t flags = cur_be16(&c);
 		uint8_t proto = cur_u8(&c), alg = cur_u8(&c);
@@ -950,7 +975,7 @@ static bool render_rdata(const uint8_t *msg, size_t rd_off, size_t rd_len, uint1
 		render_type_bitmap(&c, &t->xs);
 		rr_str_end(t);
 		break;
-	case 50: /* NSEC3 */
+	case 50:   /* NSEC3 */
 	case 51: { /* NSEC3PARAM */
 		uint8_t hash = cur_u8(&c), flags = cur_u8(&c);
 		uint16_t iter = cur_be16(&c);
@@ -985,7 +1010,7 @@ static bool render_rdata(const uint8_t *msg, size_t rd_off, size_t rd_len, uint1
 		rr_str_end(t);
 		break;
 	}
-	case 52: /* TLSA */
+	case 52:   /* TLSA */
 	case 53: { /* SMIMEA */
 		uint8_t usage = cur_u8(&c), sel = cur_u8(&c), mt = cur_u8(&c);
 
@@ -1216,7 +1241,7 @@ static void dns_emit(const struct dns_emit *e, const uint8_t *msg, size_t len,
 
 		for (unsigned i = 0; i < s->counts[sec] && !c.err; i++, walked++) {
 			char namebuf[DNS_NAME_TEXT_MAX], data[DNS_RDATA_TEXT_MAX],
-				extra[DNS_EXTRA_TEXT_MAX];
+			    extra[DNS_EXTRA_TEXT_MAX];
 			struct sb name;
 			struct rr_text t = {.nx = 0};
 			uint16_t type, klass;
@@ -1266,15 +1291,36 @@ capped:
 /* Every key dns_emit() may set: removed from a pending query when the response
  * replaces them. The legacy method/query/resource stay (they describe the query). */
 static const char *const dns_emitted_keys[] = {
-	"dns.type", "dns.id", "dns.op_code", "dns.response_code", "dns.flags.authoritative",
-	"dns.flags.truncated_response", "dns.flags.recursion_desired",
-	"dns.flags.recursion_available", "dns.flags.authentic_data",
-	"dns.flags.checking_disabled", "dns.header_flags", "dns.opt.version", "dns.opt.do",
-	"dns.opt.udp_size", "dns.opt.ext_rcode", "dns.answers_count", "dns.authorities_count",
-	"dns.additionals_count", "dns.question.name", "dns.question.type", "dns.question.class",
-	"dns.question.etld_plus_one", "dns.question.registered_domain",
-	"dns.question.top_level_domain", "dns.question.subdomain", "dns.answers",
-	"dns.authorities", "dns.additionals", "dns.resolved_ip", "related.ip",
+    "dns.type",
+    "dns.id",
+    "dns.op_code",
+    "dns.response_code",
+    "dns.flags.authoritative",
+    "dns.flags.truncated_response",
+    "dns.flags.recursion_desired",
+    "dns.flags.recursion_available",
+    "dns.flags.authentic_data",
+    "dns.flags.checking_disabled",
+    "dns.header_flags",
+    "dns.opt.version",
+    "dns.opt.do",
+    "dns.opt.udp_size",
+    "dns.opt.ext_rcode",
+    "dns.answers_count",
+    "dns.authorities_count",
+    "dns.additionals_count",
+    "dns.question.name",
+    "dns.question.type",
+    "dns.question.class",
+    "dns.question.etld_plus_one",
+    "dns.question.registered_domain",
+    "dns.question.top_level_domain",
+    "dns.question.subdomain",
+    "dns.answers",
+    "dns.authorities",
+    "dns.additionals",
+    "dns.resolved_ip",
+    "related.ip",
 };
 
 static void remove_emitted(struct event *ev)
@@ -1307,9 +1353,13 @@ static void fill_event(struct dns_conn *dc, struct proto_ctx *ctx, struct event 
 		       bool want_text, const char *text_key)
 {
 	char textbuf[DNS_MSG_TEXT_MAX];
-	struct sb text;
+	struct sb text = {0};
 	struct dns_emit e = {
-		.ev = ev, .cfg = &dc->cfg, .stats = ctx->stats, .text = NULL, .legacy = legacy,
+	    .ev = ev,
+	    .cfg = &dc->cfg,
+	    .stats = ctx->stats,
+	    .text = NULL,
+	    .legacy = legacy,
 	};
 
 	if (want_text && dc->max_text) {
@@ -1350,8 +1400,8 @@ static void on_query(struct dns_conn *dc, struct proto_ctx *ctx, const uint8_t *
 	}
 }
 
-static void on_response(struct dns_conn *dc, struct proto_ctx *ctx, const uint8_t *msg,
-			size_t len, size_t wire_len, uint64_t ts, const struct dns_summary *s)
+static void on_response(struct dns_conn *dc, struct proto_ctx *ctx, const uint8_t *msg, size_t len,
+			size_t wire_len, uint64_t ts, const struct dns_summary *s)
 {
 	uint16_t id = s->id;
 	struct event *ev = txn_fifo_take(&dc->pending, match_id, &id);
@@ -1445,17 +1495,17 @@ static void *dns_conn_new(const struct conn_info *info)
 	dc->timeout = cp && cp->transaction_timeout ? cp->transaction_timeout : DNS_DEFAULT_TIMEOUT;
 	dc->send_request = cp && cp->send_request;
 	dc->send_response = cp && cp->send_response;
-	dc->max_text = cp ? (size_t)(cp->max_message_size < DNS_MSG_TEXT_MAX - 1
-					     ? cp->max_message_size
-					     : DNS_MSG_TEXT_MAX - 1)
-			  : 0;
+	dc->max_text =
+	    cp ? (size_t)(cp->max_message_size < DNS_MSG_TEXT_MAX - 1 ? cp->max_message_size
+								      : DNS_MSG_TEXT_MAX - 1)
+	       : 0;
 	txn_fifo_init(&dc->pending,
 		      cp && cp->max_pending ? (size_t)cp->max_pending : DNS_DEFAULT_MAX_PENDING);
 	return dc;
 }
 
-static struct parse_result parse_udp(struct dns_conn *dc, enum proto_dir dir,
-				     const uint8_t *data, size_t len, struct proto_ctx *ctx)
+static struct parse_result parse_udp(struct dns_conn *dc, enum proto_dir dir, const uint8_t *data,
+				     size_t len, struct proto_ctx *ctx)
 {
 	struct parse_result r = {.status = PARSE_OK, .consumed = len, .needed = 0};
 
@@ -1474,8 +1524,8 @@ static struct parse_result parse_udp(struct dns_conn *dc, enum proto_dir dir,
  * Every complete message in `data` is handled; an incomplete tail is left to the
  * stream layer with `needed` = the bytes still missing.
  */
-static struct parse_result parse_tcp(struct dns_conn *dc, enum proto_dir dir,
-				     const uint8_t *data, size_t len, struct proto_ctx *ctx)
+static struct parse_result parse_tcp(struct dns_conn *dc, enum proto_dir dir, const uint8_t *data,
+				     size_t len, struct proto_ctx *ctx)
 {
 	struct parse_result r = {.status = PARSE_OK, .consumed = 0, .needed = 0};
 	struct cursor c;
@@ -1576,17 +1626,17 @@ static void dns_conn_free(void *conn)
 static const uint16_t dns_ports[] = {53};
 
 const struct proto_ops dns_proto = {
-	.name = "dns",
-	.transports = PROTO_TCP | PROTO_UDP,
-	.default_ports = dns_ports,
-	.ndefault_ports = sizeof(dns_ports) / sizeof(dns_ports[0]),
-	.config = dns_cfg_fields,
-	.nconfig = sizeof(dns_cfg_fields) / sizeof(dns_cfg_fields[0]),
-	.config_size = sizeof(struct dns_cfg),
-	.conn_new = dns_conn_new,
-	.parse = dns_parse,
-	.gap = dns_gap,
-	.fin = NULL,
-	.expire = dns_expire,
-	.conn_free = dns_conn_free,
+    .name = "dns",
+    .transports = PROTO_TCP | PROTO_UDP,
+    .default_ports = dns_ports,
+    .ndefault_ports = sizeof(dns_ports) / sizeof(dns_ports[0]),
+    .config = dns_cfg_fields,
+    .nconfig = sizeof(dns_cfg_fields) / sizeof(dns_cfg_fields[0]),
+    .config_size = sizeof(struct dns_cfg),
+    .conn_new = dns_conn_new,
+    .parse = dns_parse,
+    .gap = dns_gap,
+    .fin = NULL,
+    .expire = dns_expire,
+    .conn_free = dns_conn_free,
 };

@@ -54,9 +54,9 @@ extern const struct proto_ops http_proto;
 #define HTTP_DEF_MAX_MESSAGE (10u << 20)
 #define HTTP_DEF_MAX_PENDING 32
 #define HTTP_DEF_TIMEOUT (10ull * 1000000000ull)
-#define HTTP_MAX_PARAMS 256      /* url.query pairs re-encoded per request */
+#define HTTP_MAX_PARAMS 256 /* url.query pairs re-encoded per request */
 #define HTTP_MAX_CHUNK_SIZE (1ull << 62)
-#define HTTP_MAX_USER 256        /* decoded Basic credentials kept to find user.name */
+#define HTTP_MAX_USER 256         /* decoded Basic credentials kept to find user.name */
 #define HTTP_KEEP_BUF (64u << 10) /* capture buffers above this are freed after use */
 
 /* Private configuration (cfg_proto.priv), filled from http_config_fields. */
@@ -78,36 +78,36 @@ struct http_config {
 };
 
 static const struct cfg_field http_config_fields[] = {
-	{"send_headers", CFG_STRLIST, offsetof(struct http_config, send_headers), NULL,
-	 "headers exported as http.*.headers.<name> (case-insensitive)", 0, 0},
-	{"send_all_headers", CFG_BOOL, offsetof(struct http_config, send_all_headers), "false",
-	 "export every header", 0, 0},
-	{"split_cookie", CFG_BOOL, offsetof(struct http_config, split_cookie), "false",
-	 "accepted for compatibility; cookies stay one string", 0, 0},
-	{"real_ip_header", CFG_STRING, offsetof(struct http_config, real_ip_header), NULL,
-	 "header holding the client address (network.forwarded_ip)", 0, 0},
-	{"include_body_for", CFG_STRLIST, offsetof(struct http_config, include_body_for), NULL,
-	 "content-type substrings whose bodies are exported", 0, 0},
-	{"include_request_body_for", CFG_STRLIST,
-	 offsetof(struct http_config, include_request_body_for), NULL,
-	 "content-type substrings whose request bodies are exported", 0, 0},
-	{"include_response_body_for", CFG_STRLIST,
-	 offsetof(struct http_config, include_response_body_for), NULL,
-	 "content-type substrings whose response bodies are exported", 0, 0},
-	{"decode_body", CFG_BOOL, offsetof(struct http_config, decode_body), "true",
-	 "accepted; compressed bodies are exported as sent", 0, 0},
-	{"hide_keywords", CFG_STRLIST, offsetof(struct http_config, hide_keywords), NULL,
-	 "query/form parameters whose values become xxxxx", 0, 0},
-	{"redact_authorization", CFG_BOOL, offsetof(struct http_config, redact_authorization),
-	 "false", "replace Authorization/Proxy-Authorization values with *", 0, 0},
-	{"redact_headers", CFG_STRLIST, offsetof(struct http_config, redact_headers), NULL,
-	 "headers whose values become REDACTED", 0, 0},
-	{"max_header_bytes", CFG_SIZE, offsetof(struct http_config, max_header_bytes), "65536",
-	 "largest start line + header block", 256, 16 << 20},
-	{"max_line_bytes", CFG_SIZE, offsetof(struct http_config, max_line_bytes), "8192",
-	 "longest start/header/chunk-size line", 64, 1 << 20},
-	{"max_headers", CFG_UINT, offsetof(struct http_config, max_headers), "128",
-	 "most header lines per message", 1, 4096},
+    {"send_headers", CFG_STRLIST, offsetof(struct http_config, send_headers), NULL,
+     "headers exported as http.*.headers.<name> (case-insensitive)", 0, 0},
+    {"send_all_headers", CFG_BOOL, offsetof(struct http_config, send_all_headers), "false",
+     "export every header", 0, 0},
+    {"split_cookie", CFG_BOOL, offsetof(struct http_config, split_cookie), "false",
+     "accepted for compatibility; cookies stay one string", 0, 0},
+    {"real_ip_header", CFG_STRING, offsetof(struct http_config, real_ip_header), NULL,
+     "header holding the client address (network.forwarded_ip)", 0, 0},
+    {"include_body_for", CFG_STRLIST, offsetof(struct http_config, include_body_for), NULL,
+     "content-type substrings whose bodies are exported", 0, 0},
+    {"include_request_body_for", CFG_STRLIST,
+     offsetof(struct http_config, include_request_body_for), NULL,
+     "content-type substrings whose request bodies are exported", 0, 0},
+    {"include_response_body_for", CFG_STRLIST,
+     offsetof(struct http_config, include_response_body_for), NULL,
+     "content-type substrings whose response bodies are exported", 0, 0},
+    {"decode_body", CFG_BOOL, offsetof(struct http_config, decode_body), "true",
+     "accepted; compressed bodies are exported as sent", 0, 0},
+    {"hide_keywords", CFG_STRLIST, offsetof(struct http_config, hide_keywords), NULL,
+     "query/form parameters whose values become xxxxx", 0, 0},
+    {"redact_authorization", CFG_BOOL, offsetof(struct http_config, redact_authorization), "false",
+     "replace Authorization/Proxy-Authorization values with *", 0, 0},
+    {"redact_headers", CFG_STRLIST, offsetof(struct http_config, redact_headers), NULL,
+     "headers whose values become REDACTED", 0, 0},
+    {"max_header_bytes", CFG_SIZE, offsetof(struct http_config, max_header_bytes), "65536",
+     "largest start line + header block", 256, 16 << 20},
+    {"max_line_bytes", CFG_SIZE, offsetof(struct http_config, max_line_bytes), "8192",
+     "longest start/header/chunk-size line", 64, 1 << 20},
+    {"max_headers", CFG_UINT, offsetof(struct http_config, max_headers), "128",
+     "most header lines per message", 1, 4096},
 };
 
 enum http_state {
@@ -133,7 +133,7 @@ struct http_dir {
 	bool unmatched; /* response without a request */
 	bool is_head;   /* response to a HEAD request */
 	uint64_t msg_ts;
-	size_t scan;   /* header block bytes already scanned for its end */
+	size_t scan; /* header block bytes already scanned for its end */
 	unsigned nlines;
 	uint64_t left;
 	uint64_t msg_bytes;  /* wire bytes of the current message */
@@ -186,10 +186,10 @@ struct span {
 };
 
 static const struct http_config http_defaults = {
-	.decode_body = true,
-	.max_header_bytes = HTTP_DEF_MAX_HEADER_BYTES,
-	.max_line_bytes = HTTP_DEF_MAX_LINE_BYTES,
-	.max_headers = HTTP_DEF_MAX_HEADERS,
+    .decode_body = true,
+    .max_header_bytes = HTTP_DEF_MAX_HEADER_BYTES,
+    .max_line_bytes = HTTP_DEF_MAX_LINE_BYTES,
+    .max_headers = HTTP_DEF_MAX_HEADERS,
 };
 
 static const uint16_t http_ports[] = {80, 8080, 8000, 5000, 8002};
@@ -516,7 +516,8 @@ static bool check_headers(const uint8_t *blk, size_t len, struct framing *fr)
 			struct span last = value;
 
 			while ((comma = memchr(last.p, ',', last.n)))
-				last = (struct span){comma + 1, last.n - (size_t)(comma + 1 - last.p)};
+				last =
+				    (struct span){comma + 1, last.n - (size_t)(comma + 1 - last.p)};
 			fr->te = true;
 			fr->chunked = span_ieq(span_trim(last), "chunked");
 		}
@@ -677,8 +678,7 @@ static void params_add(struct http_conn *c, struct span q, struct proto_ctx *ctx
 	}
 }
 
-static int pair_cmp(const struct http_conn *c, const struct http_pair *a,
-		    const struct http_pair *b)
+static int pair_cmp(const struct http_conn *c, const struct http_pair *a, const struct http_pair *b)
 {
 	size_t n = a->klen < b->klen ? a->klen : b->klen;
 	int r = memcmp(c->dec.p + a->koff, c->dec.p + b->koff, n);
@@ -695,8 +695,8 @@ static void query_escape(struct strbuf *sb, const char *s, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		uint8_t ch = (uint8_t)s[i];
 
-		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		    ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
 			strbuf_putc(sb, (char)ch);
 		} else if (ch == ' ') {
 			strbuf_putc(sb, '+');
@@ -773,8 +773,8 @@ static const char *header_key(struct http_conn *c, struct event *ev, const char 
  * position of their first line, except content-type, which is the last line's value
  * (the one the body decisions use). content-length is added when the message
  * completes (as a number). */
-static void export_headers(struct http_conn *c, struct event *ev, const uint8_t *blk,
-			   size_t len, const char *prefix)
+static void export_headers(struct http_conn *c, struct event *ev, const uint8_t *blk, size_t len,
+			   const char *prefix)
 {
 	const struct http_config *hc = c->hc;
 	struct hdr_iter it, scan;
@@ -840,7 +840,7 @@ static void export_headers(struct http_conn *c, struct event *ev, const uint8_t 
 static void basic_user(struct event *ev, struct span auth)
 {
 	static const char b64[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	uint8_t out[HTTP_MAX_USER];
 	size_t n = 0, user;
 	uint32_t acc = 0;
@@ -886,7 +886,7 @@ static void split_target(struct span t, struct target *out)
 	/* absolute-form: skip "scheme://authority" */
 	if (t.n > 7 && (span_ieq((struct span){t.p, 7}, "http://") ||
 			(t.n > 8 && span_ieq((struct span){t.p, 8}, "https://")))) {
-		const uint8_t *auth = memchr(t.p, '/', t.n) + 2;
+		const uint8_t *auth = (const uint8_t *)memchr(t.p, '/', t.n) + 2;
 		const uint8_t *slash = memchr(auth, '/', t.n - (size_t)(auth - t.p));
 
 		t = slash ? (struct span){slash, t.n - (size_t)(slash - t.p)}
@@ -1037,7 +1037,8 @@ static void split_host(struct span h, struct span *host, uint16_t *port)
 		if (colon)
 			host->n = (size_t)(colon - h.p);
 	}
-	if (colon && parse_dec((struct span){colon + 1, h.n - (size_t)(colon + 1 - h.p)}, 65535, &p))
+	if (colon &&
+	    parse_dec((struct span){colon + 1, h.n - (size_t)(colon + 1 - h.p)}, 65535, &p))
 		*port = (uint16_t)p;
 }
 
@@ -1067,8 +1068,7 @@ static void dir_reset(struct http_dir *d)
 }
 
 /* Body framing fields and exported text, shared by both directions. */
-static void finish_fields(struct http_conn *c, struct http_dir *d, struct event *ev,
-			  bool request)
+static void finish_fields(struct http_conn *c, struct http_dir *d, struct event *ev, bool request)
 {
 	uint64_t cl = d->has_cl ? d->content_length : d->body_bytes;
 	const uint8_t *body = d->buf ? d->buf + d->hdr_part : NULL;
@@ -1081,8 +1081,8 @@ static void finish_fields(struct http_conn *c, struct http_dir *d, struct event 
 		if (d->body_bytes)
 			ev_set_uint(ev, "http.request.body.bytes", d->body_bytes);
 		if (d->cap_content)
-			ev_set_str(ev, "http.request.body.content", body ? body : (const uint8_t *)"",
-				   body_len);
+			ev_set_str(ev, "http.request.body.content",
+				   body ? body : (const uint8_t *)"", body_len);
 		if (d->want_raw)
 			ev_set_str(ev, "request", d->buf ? d->buf : (const uint8_t *)"",
 				   d->hdr_part + (d->cap_raw_body ? body_len : 0));
@@ -1096,8 +1096,8 @@ static void finish_fields(struct http_conn *c, struct http_dir *d, struct event 
 		if (d->body_bytes)
 			ev_set_uint(ev, "http.response.body.bytes", d->body_bytes);
 		if (d->cap_content)
-			ev_set_str(ev, "http.response.body.content", body ? body : (const uint8_t *)"",
-				   body_len);
+			ev_set_str(ev, "http.response.body.content",
+				   body ? body : (const uint8_t *)"", body_len);
 		if (d->want_raw)
 			ev_set_str(ev, "response", d->buf ? d->buf : (const uint8_t *)"",
 				   d->hdr_part + (d->cap_raw_body ? body_len : 0));
@@ -1174,10 +1174,11 @@ static void message_done(struct http_conn *c, enum proto_dir dir, struct proto_c
 		response_done(c, &c->dir[dir], ctx);
 }
 
-static bool want_body(const struct http_config *hc, const struct cfg_strlist *own,
-		      bool have_ctype, struct span ctype)
+static bool want_body(const struct http_config *hc, const struct cfg_strlist *own, bool have_ctype,
+		      struct span ctype)
 {
-	return have_ctype && (list_matches(&hc->include_body_for, ctype) || list_matches(own, ctype));
+	return have_ctype &&
+	       (list_matches(&hc->include_body_for, ctype) || list_matches(own, ctype));
 }
 
 /* Set up body framing after a complete header block. Returns false on invalid
@@ -1541,8 +1542,8 @@ static void *http_conn_new(const struct conn_info *info)
 	if (!c)
 		return NULL;
 	c->hc = cfg && cfg->priv ? cfg->priv : &http_defaults;
-	c->max_header_bytes = c->hc->max_header_bytes ? c->hc->max_header_bytes
-						      : HTTP_DEF_MAX_HEADER_BYTES;
+	c->max_header_bytes =
+	    c->hc->max_header_bytes ? c->hc->max_header_bytes : HTTP_DEF_MAX_HEADER_BYTES;
 	c->max_line_bytes = c->hc->max_line_bytes ? c->hc->max_line_bytes : HTTP_DEF_MAX_LINE_BYTES;
 	c->max_headers = c->hc->max_headers ? c->hc->max_headers : HTTP_DEF_MAX_HEADERS;
 	c->max_msg = cfg && cfg->max_message_size ? cfg->max_message_size : HTTP_DEF_MAX_MESSAGE;
@@ -1734,17 +1735,17 @@ static void http_conn_free(void *conn)
 }
 
 const struct proto_ops http_proto = {
-	.name = "http",
-	.transports = PROTO_TCP,
-	.default_ports = http_ports,
-	.ndefault_ports = sizeof(http_ports) / sizeof(http_ports[0]),
-	.config = http_config_fields,
-	.nconfig = sizeof(http_config_fields) / sizeof(http_config_fields[0]),
-	.config_size = sizeof(struct http_config),
-	.conn_new = http_conn_new,
-	.parse = http_parse,
-	.gap = http_gap,
-	.fin = http_fin,
-	.expire = http_expire,
-	.conn_free = http_conn_free,
+    .name = "http",
+    .transports = PROTO_TCP,
+    .default_ports = http_ports,
+    .ndefault_ports = sizeof(http_ports) / sizeof(http_ports[0]),
+    .config = http_config_fields,
+    .nconfig = sizeof(http_config_fields) / sizeof(http_config_fields[0]),
+    .config_size = sizeof(struct http_config),
+    .conn_new = http_conn_new,
+    .parse = http_parse,
+    .gap = http_gap,
+    .fin = http_fin,
+    .expire = http_expire,
+    .conn_free = http_conn_free,
 };

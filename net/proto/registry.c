@@ -10,8 +10,8 @@ extern const struct proto_ops http_proto;
 extern const struct proto_ops dns_proto;
 
 const struct proto_ops *const proto_registry[] = {
-	&http_proto,
-	&dns_proto,
+    &http_proto,
+    &dns_proto,
 };
 
 const size_t proto_registry_len = sizeof(proto_registry) / sizeof(proto_registry[0]);

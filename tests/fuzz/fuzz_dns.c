@@ -128,11 +128,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				if (r.status == PARSE_ERROR) {
 					dead = true;
 				} else {
-					memmove(tail[dir], tail[dir] + r.consumed, tlen[dir] - r.consumed);
+					memmove(tail[dir], tail[dir] + r.consumed,
+						tlen[dir] - r.consumed);
 					tlen[dir] -= r.consumed;
 				}
 			}
-			if (!dead && (rec % 5) == 4 && tlen[dir] && dns_proto.gap(conn, dir, 1, &ctx) < 0)
+			if (!dead && (rec % 5) == 4 && tlen[dir] &&
+			    dns_proto.gap(conn, dir, 1, &ctx) < 0)
 				dead = true;
 		}
 		if (mode & 8)

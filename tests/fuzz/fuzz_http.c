@@ -209,8 +209,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				ops->fin(r.conn, h % 5 ? DIR_TO_CLIENT : DIR_TO_SERVER, &r.ctx);
 			break;
 		case 2:
-			if (ops->gap(r.conn, h & 4 ? DIR_TO_CLIENT : DIR_TO_SERVER, (size_t)(h >> 3) + 1,
-				     &r.ctx) < 0) {
+			if (ops->gap(r.conn, h & 4 ? DIR_TO_CLIENT : DIR_TO_SERVER,
+				     (size_t)(h >> 3) + 1, &r.ctx) < 0) {
 				fz_end(&r);
 				r.conn = ops->conn_new(&info);
 			}

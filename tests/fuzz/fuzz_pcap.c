@@ -23,15 +23,15 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char fuzz_yaml[] =
-	"packetbeat.interfaces.device: any\n"
-	"packetbeat.interfaces.bpf_filter: \"len >= 0\"\n"
-	"packetbeat.flow_table.max_flows: 64\n" /* small tables: one is built per input */
-	"packetbeat.ipfrag.max_datagrams: 4\n"
-	"packetbeat.protocols:\n"
-	"- type: http\n"
-	"  ports: [80]\n"
-	"- type: dns\n"
-	"  ports: [53]\n";
+    "packetbeat.interfaces.device: any\n"
+    "packetbeat.interfaces.bpf_filter: \"len >= 0\"\n"
+    "packetbeat.flow_table.max_flows: 64\n" /* small tables: one is built per input */
+    "packetbeat.ipfrag.max_datagrams: 4\n"
+    "packetbeat.protocols:\n"
+    "- type: http\n"
+    "  ports: [80]\n"
+    "- type: dns\n"
+    "  ports: [53]\n";
 
 struct fuzz_state {
 	bool ready;

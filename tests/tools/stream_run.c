@@ -545,7 +545,8 @@ static void feed(struct run *r, enum proto_dir dir, const uint8_t *p, size_t n)
 		struct parse_result pr = r->ops->parse(r->conn, dir, s->p, s->len, &r->ctx);
 
 		if (pr.consumed > s->len)
-			die("%s: parser consumed more than it was given (line %d)", r->ops->name, 0);
+			die("%s: parser consumed more than it was given (line %d)", r->ops->name,
+			    0);
 		memmove(s->p, s->p + pr.consumed, s->len - pr.consumed);
 		s->len -= pr.consumed;
 		s->want = 0;
@@ -707,8 +708,9 @@ int main(int argc, char **argv)
 	int rc = 0;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: stream_run PROTO FILE.t [--split-every-byte] [--expect FILE] "
-				"[--set key=value]...\n");
+		fprintf(stderr,
+			"usage: stream_run PROTO FILE.t [--split-every-byte] [--expect FILE] "
+			"[--set key=value]...\n");
 		return 2;
 	}
 	ops = proto_find(argv[1]);

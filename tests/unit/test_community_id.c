@@ -67,9 +67,13 @@ static void test_sha1_million_a(void **state)
 static void test_base64(void **state)
 {
 	static const char *const v[][2] = {
-		{"", ""},          {"f", "Zg=="},         {"fo", "Zm8="},
-		{"foo", "Zm9v"},   {"foob", "Zm9vYg=="},  {"fooba", "Zm9vYmE="},
-		{"foobar", "Zm9vYmFy"},
+	    {"", ""},
+	    {"f", "Zg=="},
+	    {"fo", "Zm8="},
+	    {"foo", "Zm9v"},
+	    {"foob", "Zm9vYg=="},
+	    {"fooba", "Zm9vYmE="},
+	    {"foobar", "Zm9vYmFy"},
 	};
 	char out[16];
 	size_t i;
@@ -101,38 +105,38 @@ struct cid_vec {
 
 /* ecosystem.md §1.6 (community-id-spec baseline/README.md) */
 static const struct cid_vec cid_vecs[] = {
-	{"1.2.3.4", "5.6.7.8", 1122, 3344, 6, "1:wCb3OG7yAFWelaUydu0D+125CLM=",
-	 "1:HhA1B+6CoLbiKPEs5nhNYN4XWfk="},
-	{"5.6.7.8", "1.2.3.4", 3344, 1122, 6, "1:wCb3OG7yAFWelaUydu0D+125CLM=",
-	 "1:HhA1B+6CoLbiKPEs5nhNYN4XWfk="},
-	{"1.2.3.4", "5.6.7.8", 1122, 3344, 17, "1:0Mu9InQx6z4ZiCZM/7HXi2WMhOg=",
-	 "1:OShq+iKDAMVouh/4bMxB9Sz4amw="},
-	{"1.2.3.4", "5.6.7.8", 1122, 3344, 132, "1:EKt4MsxuyaE6mL+hmrEkQ9csDD8=",
-	 "1:uitchpn5MMGAQKBJh7bIr/bAr7s="},
-	{"1.2.3.4", "5.6.7.8", 8, 0, 1, "1:crodRHL2FEsHjbv3UkRrfbs4bZ0=",
-	 "1:9pr4ZGTICiuZoIh90RRYE2RyXpU="},
-	{"5.6.7.8", "1.2.3.4", 0, 0, 1, "1:crodRHL2FEsHjbv3UkRrfbs4bZ0=",
-	 "1:9pr4ZGTICiuZoIh90RRYE2RyXpU="},
-	{"1.2.3.4", "5.6.7.8", 11, 0, 1, "1:f/YiSyWqczrTgfUCZlBUnvHRcPk=",
-	 "1:1DD7cWGC/Yg91YGsQeni8du3pIA="},
-	{"fe80:0001:0203:0405:0607:0809:0A0B:0C0D", "fe80:1011:1213:1415:1617:1819:1A1B:1C1D",
-	 128, 0, 58, "1:0bf7hyMJUwt3fMED7z8LIfRpBeo=", "1:IO27GQzPuCtNnwFvjWALMHu5tJE="},
-	{"fe80:1011:1213:1415:1617:1819:1A1B:1C1D", "fe80:0001:0203:0405:0607:0809:0A0B:0C0D",
-	 129, 0, 58, "1:0bf7hyMJUwt3fMED7z8LIfRpBeo=", "1:IO27GQzPuCtNnwFvjWALMHu5tJE="},
-	{"fe80:0001:0203:0405:0607:0809:0A0B:0C0D", "fe80:1011:1213:1415:1617:1819:1A1B:1C1D",
-	 146, 0, 58, "1:fYC8+pz24E+EhANP1EZhpX0Dw10=", "1:Cv4IKJe56BNkF0MBW2YxQ3Nwc3s="},
-	{"1.2.3.4", "5.6.7.8", 0, 0, 46, "1:ikv3kmf89luf73WPz1jOs49S768=",
-	 "1:/buhqeOmaRCopOZFy9HnoJd5XW8="},
-	{"fe80:0001:0203:0405:0607:0809:0A0B:0C0D", "fe80:1011:1213:1415:1617:1819:1A1B:1C1D",
-	 0, 0, 46, "1:wQ/2mwrnXP4lmJcHdGL5ePjR+e0=", "1:j6EyyfBzL4vWKHFXgUqb5Az3OxM="},
-	{"2001:470:e5bf:dead:4957:2174:e82c:4887", "2607:f8b0:400c:c03::1a", 63943, 25, 6,
-	 "1:/qFaeAR+gFe1KYjMzVDsMv+wgU4=", NULL},
-	{"192.168.1.52", "8.8.8.8", 54585, 53, 17, "1:d/FP5EW3wiY1vCndhwleRRKHowQ=", NULL},
-	{"192.168.0.89", "192.168.0.1", 8, 0, 1, "1:X0snYXpgwiv9TZtqg64sgzUn6Dk=", NULL},
-	{"10.1.12.1", "10.1.12.2", 0, 0, 46, "1:KHlLkgoJW7ifUTyTSgyVfkFHzKw=", NULL},
-	/* Packetbeat golden hashes */
-	{"172.31.98.49", "8.8.8.8", 51958, 53, 17, "1:/Zwm1tJot2cAhFAO0OxKQHuXs3Y=", NULL},
-	{"172.31.98.49", "93.184.216.34", 55874, 80, 6, "1:TMPM5eEnGOXfxAjx6NKlyjx+X10=", NULL},
+    {"1.2.3.4", "5.6.7.8", 1122, 3344, 6,
+     "1:wCb3OG7yAFWelaUydu0D+125CLM=", "1:HhA1B+6CoLbiKPEs5nhNYN4XWfk="},
+    {"5.6.7.8", "1.2.3.4", 3344, 1122, 6,
+     "1:wCb3OG7yAFWelaUydu0D+125CLM=", "1:HhA1B+6CoLbiKPEs5nhNYN4XWfk="},
+    {"1.2.3.4", "5.6.7.8", 1122, 3344, 17,
+     "1:0Mu9InQx6z4ZiCZM/7HXi2WMhOg=", "1:OShq+iKDAMVouh/4bMxB9Sz4amw="},
+    {"1.2.3.4", "5.6.7.8", 1122, 3344, 132,
+     "1:EKt4MsxuyaE6mL+hmrEkQ9csDD8=", "1:uitchpn5MMGAQKBJh7bIr/bAr7s="},
+    {"1.2.3.4", "5.6.7.8", 8, 0, 1,
+     "1:crodRHL2FEsHjbv3UkRrfbs4bZ0=", "1:9pr4ZGTICiuZoIh90RRYE2RyXpU="},
+    {"5.6.7.8", "1.2.3.4", 0, 0, 1,
+     "1:crodRHL2FEsHjbv3UkRrfbs4bZ0=", "1:9pr4ZGTICiuZoIh90RRYE2RyXpU="},
+    {"1.2.3.4", "5.6.7.8", 11, 0, 1,
+     "1:f/YiSyWqczrTgfUCZlBUnvHRcPk=", "1:1DD7cWGC/Yg91YGsQeni8du3pIA="},
+    {"fe80:0001:0203:0405:0607:0809:0A0B:0C0D", "fe80:1011:1213:1415:1617:1819:1A1B:1C1D", 128, 0,
+     58, "1:0bf7hyMJUwt3fMED7z8LIfRpBeo=", "1:IO27GQzPuCtNnwFvjWALMHu5tJE="},
+    {"fe80:1011:1213:1415:1617:1819:1A1B:1C1D", "fe80:0001:0203:0405:0607:0809:0A0B:0C0D", 129, 0,
+     58, "1:0bf7hyMJUwt3fMED7z8LIfRpBeo=", "1:IO27GQzPuCtNnwFvjWALMHu5tJE="},
+    {"fe80:0001:0203:0405:0607:0809:0A0B:0C0D", "fe80:1011:1213:1415:1617:1819:1A1B:1C1D", 146, 0,
+     58, "1:fYC8+pz24E+EhANP1EZhpX0Dw10=", "1:Cv4IKJe56BNkF0MBW2YxQ3Nwc3s="},
+    {"1.2.3.4", "5.6.7.8", 0, 0, 46,
+     "1:ikv3kmf89luf73WPz1jOs49S768=", "1:/buhqeOmaRCopOZFy9HnoJd5XW8="},
+    {"fe80:0001:0203:0405:0607:0809:0A0B:0C0D", "fe80:1011:1213:1415:1617:1819:1A1B:1C1D", 0, 0, 46,
+     "1:wQ/2mwrnXP4lmJcHdGL5ePjR+e0=", "1:j6EyyfBzL4vWKHFXgUqb5Az3OxM="},
+    {"2001:470:e5bf:dead:4957:2174:e82c:4887", "2607:f8b0:400c:c03::1a", 63943, 25, 6,
+     "1:/qFaeAR+gFe1KYjMzVDsMv+wgU4=", NULL},
+    {"192.168.1.52", "8.8.8.8", 54585, 53, 17, "1:d/FP5EW3wiY1vCndhwleRRKHowQ=", NULL},
+    {"192.168.0.89", "192.168.0.1", 8, 0, 1, "1:X0snYXpgwiv9TZtqg64sgzUn6Dk=", NULL},
+    {"10.1.12.1", "10.1.12.2", 0, 0, 46, "1:KHlLkgoJW7ifUTyTSgyVfkFHzKw=", NULL},
+    /* Packetbeat golden hashes */
+    {"172.31.98.49", "8.8.8.8", 51958, 53, 17, "1:/Zwm1tJot2cAhFAO0OxKQHuXs3Y=", NULL},
+    {"172.31.98.49", "93.184.216.34", 55874, 80, 6, "1:TMPM5eEnGOXfxAjx6NKlyjx+X10=", NULL},
 };
 
 /* ICMP reply "ports": type of the reply, its counterpart goes in the id (a reply's
@@ -217,12 +221,9 @@ static void test_cid_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sha1_fips),
-		cmocka_unit_test(test_sha1_million_a),
-		cmocka_unit_test(test_base64),
-		cmocka_unit_test(test_cid_vectors),
-		cmocka_unit_test(test_cid_icmp_pairing),
-		cmocka_unit_test(test_cid_errors),
+	    cmocka_unit_test(test_sha1_fips),        cmocka_unit_test(test_sha1_million_a),
+	    cmocka_unit_test(test_base64),           cmocka_unit_test(test_cid_vectors),
+	    cmocka_unit_test(test_cid_icmp_pairing), cmocka_unit_test(test_cid_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

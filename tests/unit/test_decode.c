@@ -104,8 +104,8 @@ static void ext8(struct fb *f, uint8_t nh)
 	putfill(f, 0, 6); /* six Pad1 options */
 }
 
-static void tcp(struct fb *f, uint16_t sp, uint16_t dp, uint32_t seq, uint32_t ack,
-		uint8_t flags, size_t optlen)
+static void tcp(struct fb *f, uint16_t sp, uint16_t dp, uint32_t seq, uint32_t ack, uint8_t flags,
+		size_t optlen)
 {
 	put16(f, sp);
 	put16(f, dp);
@@ -301,9 +301,9 @@ static void test_sll(void **state)
 	struct fb f = {.n = 0};
 
 	(void)state;
-	put16(&f, 0);      /* packet type: to us */
-	put16(&f, 1);      /* ARPHRD_ETHER */
-	put16(&f, 6);      /* address length */
+	put16(&f, 0); /* packet type: to us */
+	put16(&f, 1); /* ARPHRD_ETHER */
+	put16(&f, 6); /* address length */
 	putfill(&f, 0xaa, 8);
 	put16(&f, 0x0800);
 	ipv4(&f, 17, 8 + 3, 0, 1, 0);
@@ -789,22 +789,22 @@ static void test_truncated_everywhere(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup(test_eth_ipv4_tcp, setup),
-		cmocka_unit_test_setup(test_eth_ipv4_udp, setup),
-		cmocka_unit_test_setup(test_vlan_qinq, setup),
-		cmocka_unit_test_setup(test_sll, setup),
-		cmocka_unit_test_setup(test_sll2, setup),
-		cmocka_unit_test_setup(test_null_loop, setup),
-		cmocka_unit_test_setup(test_raw, setup),
-		cmocka_unit_test_setup(test_ipv6_ext_headers, setup),
-		cmocka_unit_test_setup(test_ipv6_fragments, setup),
-		cmocka_unit_test_setup(test_too_many_ext_headers, setup),
-		cmocka_unit_test_setup(test_ipv4_options, setup),
-		cmocka_unit_test_setup(test_eth_padding_trimmed, setup),
-		cmocka_unit_test_setup(test_snapped, setup),
-		cmocka_unit_test_setup(test_bad_headers, setup),
-		cmocka_unit_test_setup(test_unsupported_link, setup),
-		cmocka_unit_test_setup(test_truncated_everywhere, setup),
+	    cmocka_unit_test_setup(test_eth_ipv4_tcp, setup),
+	    cmocka_unit_test_setup(test_eth_ipv4_udp, setup),
+	    cmocka_unit_test_setup(test_vlan_qinq, setup),
+	    cmocka_unit_test_setup(test_sll, setup),
+	    cmocka_unit_test_setup(test_sll2, setup),
+	    cmocka_unit_test_setup(test_null_loop, setup),
+	    cmocka_unit_test_setup(test_raw, setup),
+	    cmocka_unit_test_setup(test_ipv6_ext_headers, setup),
+	    cmocka_unit_test_setup(test_ipv6_fragments, setup),
+	    cmocka_unit_test_setup(test_too_many_ext_headers, setup),
+	    cmocka_unit_test_setup(test_ipv4_options, setup),
+	    cmocka_unit_test_setup(test_eth_padding_trimmed, setup),
+	    cmocka_unit_test_setup(test_snapped, setup),
+	    cmocka_unit_test_setup(test_bad_headers, setup),
+	    cmocka_unit_test_setup(test_unsupported_link, setup),
+	    cmocka_unit_test_setup(test_truncated_everywhere, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -250,16 +250,15 @@ static void fx_free(struct fx *f)
 	free(f);
 }
 
-static struct parse_result udp(struct fx *f, enum proto_dir dir, const struct mb *m,
-			       size_t len, uint64_t ts)
+static struct parse_result udp(struct fx *f, enum proto_dir dir, const struct mb *m, size_t len,
+			       uint64_t ts)
 {
 	f->ctx.ts = ts;
 	return dns_proto.parse(f->conn, dir, m->b, len, &f->ctx);
 }
 
 /* Mini stream layer: append, parse, keep the tail. Returns the last status. */
-static enum parse_status tcp(struct fx *f, enum proto_dir dir, const void *p, size_t n,
-			     uint64_t ts)
+static enum parse_status tcp(struct fx *f, enum proto_dir dir, const void *p, size_t n, uint64_t ts)
 {
 	struct parse_result r;
 
@@ -339,14 +338,14 @@ static const struct ev_field *nth(const struct event *ev, const char *key, size_
 	return NULL;
 }
 
-#define assert_fstr(f, want)                                                   \
-	do {                                                                   \
-		const struct ev_field *f_ = (f);                               \
-		assert_non_null(f_);                                           \
-		assert_int_equal(f_->type, EV_T_STR);                          \
-		char buf_[8192];                                               \
+#define assert_fstr(f, want)                                                       \
+	do {                                                                       \
+		const struct ev_field *f_ = (f);                                   \
+		assert_non_null(f_);                                               \
+		assert_int_equal(f_->type, EV_T_STR);                              \
+		char buf_[8192];                                                   \
 		snprintf(buf_, sizeof(buf_), "%.*s", (int)f_->v.s.len, f_->v.s.p); \
-		assert_string_equal(buf_, want);                               \
+		assert_string_equal(buf_, want);                                   \
 	} while (0)
 
 #define assert_fuint(f, want)                          \
@@ -556,7 +555,8 @@ static void test_nxdomain_authorities(void **state)
 			assert_fstr(obj(ev, "dns.authorities", 0, "type"), "SOA");
 			assert_fstr(obj(ev, "dns.authorities", 0, "ttl"), "1799");
 			assert_fstr(obj(ev, "dns.authorities", 0, "data"), "ns-1.elastic.co");
-			assert_fstr(obj(ev, "dns.authorities", 0, "rname"), "hostmaster.elastic.co");
+			assert_fstr(obj(ev, "dns.authorities", 0, "rname"),
+				    "hostmaster.elastic.co");
 			assert_fuint(obj(ev, "dns.authorities", 0, "serial"), 2015082701);
 			assert_fuint(obj(ev, "dns.authorities", 0, "refresh"), 7200);
 			assert_fuint(obj(ev, "dns.authorities", 0, "retry"), 3600);
@@ -795,8 +795,7 @@ static void test_escaped_names_and_root(void **state)
 	dns_proto.expire(f->conn, &f->ctx);
 	assert_int_equal(f->col.n, 2);
 	ev = f->col.ev[0];
-	assert_fstr(fld(ev, "dns.question.name"),
-		    "a\\.b\\ \\001\\\\\\255\\\"\\;.example.com");
+	assert_fstr(fld(ev, "dns.question.name"), "a\\.b\\ \\001\\\\\\255\\\"\\;.example.com");
 	assert_fstr(fld(ev, "dns.question.class"), "CH");
 	assert_fstr(fld(ev, "dns.question.type"), "TXT");
 	assert_fstr(fld(ev, "dns.question.registered_domain"), "example.com");
@@ -814,13 +813,13 @@ static void test_public_suffix_heuristic(void **state)
 	static const struct {
 		const char *name, *reg, *tld, *sub;
 	} cases[] = {
-		{"www.bbc.co.uk", "bbc.co.uk", "co.uk", "www"},
-		{"a.b.example.com.au", "example.com.au", "com.au", "a.b"},
-		{"131.252.30.192.in-addr.arpa", "192.in-addr.arpa", "in-addr.arpa", "131.252.30"},
-		{"elastic.co", "elastic.co", "co", NULL},
-		{"co.uk", NULL, NULL, NULL},
-		{"localhost", NULL, NULL, NULL},
-		{"WWW.Example.COM", "Example.COM", "COM", "WWW"},
+	    {"www.bbc.co.uk", "bbc.co.uk", "co.uk", "www"},
+	    {"a.b.example.com.au", "example.com.au", "com.au", "a.b"},
+	    {"131.252.30.192.in-addr.arpa", "192.in-addr.arpa", "in-addr.arpa", "131.252.30"},
+	    {"elastic.co", "elastic.co", "co", NULL},
+	    {"co.uk", NULL, NULL, NULL},
+	    {"localhost", NULL, NULL, NULL},
+	    {"WWW.Example.COM", "Example.COM", "COM", "WWW"},
 	};
 	struct mb m;
 
@@ -1071,8 +1070,9 @@ static void test_send_request_response_text(void **state)
 	udp(f, DIR_TO_SERVER, &q, q.len, T0);
 	udp(f, DIR_TO_CLIENT, &r, r.len, T0 + 1);
 	ev = f->col.ev[0];
-	assert_fstr(fld(ev, "request"), "ID 11674; QR query; OPCODE QUERY; FLAGS rd; RCODE NOERROR; "
-					"QUESTION class IN, type A, elastic.co");
+	assert_fstr(fld(ev, "request"),
+		    "ID 11674; QR query; OPCODE QUERY; FLAGS rd; RCODE NOERROR; "
+		    "QUESTION class IN, type A, elastic.co");
 	assert_fstr(fld(ev, "response"),
 		    "ID 11674; QR response; OPCODE QUERY; FLAGS rd ra; RCODE NXDOMAIN; "
 		    "QUESTION class IN, type A, nothing.elastic.co; "
@@ -1178,43 +1178,47 @@ static void put_rdata(struct mb *m, unsigned type, int variant)
 
 static void test_rr_renderers(void **state)
 {
-	static const uint8_t hinfo[] = "\x05" "Intel" "\x05" "Linux";
-	static const uint8_t caa[] = "\x00\x05" "issue" "letsencrypt.org";
-	static const uint8_t txt[] = {5, 'h', 'e', 'l', 'l', 'o', 6, 'w', 'o', 'r', '"',
-				      'l', 'd', 1, 1};
+	static const uint8_t hinfo[] = "\x05"
+				       "Intel"
+				       "\x05"
+				       "Linux";
+	static const uint8_t caa[] = "\x00\x05"
+				     "issue"
+				     "letsencrypt.org";
+	static const uint8_t txt[] = {5,   'h', 'e', 'l', 'l', 'o', 6, 'w',
+				      'o', 'r', '"', 'l', 'd', 1,   1};
 	static const uint8_t ds[] = {0x30, 0x39, 8, 2, 0xde, 0xad, 0xbe, 0xef};
 	static const uint8_t dnskey[] = {0x01, 0x01, 3, 13, 'M', 'a', 'n'};
-	static const uint8_t nsec3[] = {1, 0, 0, 10, 2, 0xab, 0xcd, 5, 0, 0, 0, 0, 0,
-					0, 1, 0x40};
+	static const uint8_t nsec3[] = {1, 0, 0, 10, 2, 0xab, 0xcd, 5, 0, 0, 0, 0, 0, 0, 1, 0x40};
 	static const uint8_t nsec3p[] = {1, 0, 0, 0, 0};
 	static const uint8_t tlsa[] = {3, 1, 1, 0xab, 0x0c};
 	static const uint8_t sshfp[] = {4, 2, 0xab, 0x0c};
 	static const uint8_t unknown[] = {'h', 'i', 0, '\n', 200};
 	static const uint8_t badaaaa[] = {1, 2, 3};
 	static const struct rr_case cases[] = {
-		{2, "NS", NULL, 0, "ns1.example.com", NULL, NULL, NULL, 0},
-		{5, "CNAME", NULL, 0, "www.example.com", NULL, NULL, NULL, 0},
-		{12, "PTR", NULL, 0, "host.example.net", NULL, NULL, NULL, 0},
-		{39, "DNAME", NULL, 0, "other.example", NULL, NULL, NULL, 0},
-		{33, "SRV", NULL, 0, "sip.example.com", NULL, NULL, "port", 5060},
-		{35, "NAPTR", NULL, 0, "100 10 \"S\" \"SIP+D2U\" \"\" _sip._udp.example.com", NULL,
-		 NULL, NULL, 0},
-		{46, "RRSIG", NULL, 0, "AQID", "expiration", "20231114221320", NULL, 0},
-		{47, "NSEC", NULL, 0, "next.example.com", "type_bits",
-		 "A NS SOA MX TXT AAAA RRSIG NSEC", NULL, 0},
-		{64, "SVCB", NULL, 0, "1 svc.example.com alpn=h2,h3 port=8443 ipv4hint=1.2.3.4,5.6.7.8",
-		 NULL, NULL, NULL, 0},
-		{13, "HINFO", hinfo, sizeof(hinfo) - 1, "\"Intel\" \"Linux\"", NULL, NULL, NULL, 0},
-		{257, "CAA", caa, sizeof(caa) - 1, "0 issue \"letsencrypt.org\"", NULL, NULL, NULL, 0},
-		{16, "TXT", txt, sizeof(txt), "hello wor\\\"ld \\001", NULL, NULL, NULL, 0},
-		{43, "DS", ds, sizeof(ds), "DEADBEEF", "key_tag", "12345", NULL, 0},
-		{48, "DNSKEY", dnskey, sizeof(dnskey), "TWFu", "algorithm", "ECDSAP256SHA256", NULL, 0},
-		{50, "NSEC3", nsec3, sizeof(nsec3), "00000000", "salt", "ABCD", NULL, 0},
-		{51, "NSEC3PARAM", nsec3p, sizeof(nsec3p), "-", "hash", "SHA1", NULL, 0},
-		{52, "TLSA", tlsa, sizeof(tlsa), "3 1 1 ab0c", NULL, NULL, NULL, 0},
-		{44, "SSHFP", sshfp, sizeof(sshfp), "4 2 AB0C", NULL, NULL, NULL, 0},
-		{65280, "65280", unknown, sizeof(unknown), "hi\\000\\n\\200", NULL, NULL, NULL, 0},
-		{28, "AAAA", badaaaa, sizeof(badaaaa), "\\001\\002\\003", NULL, NULL, NULL, 0},
+	    {2, "NS", NULL, 0, "ns1.example.com", NULL, NULL, NULL, 0},
+	    {5, "CNAME", NULL, 0, "www.example.com", NULL, NULL, NULL, 0},
+	    {12, "PTR", NULL, 0, "host.example.net", NULL, NULL, NULL, 0},
+	    {39, "DNAME", NULL, 0, "other.example", NULL, NULL, NULL, 0},
+	    {33, "SRV", NULL, 0, "sip.example.com", NULL, NULL, "port", 5060},
+	    {35, "NAPTR", NULL, 0, "100 10 \"S\" \"SIP+D2U\" \"\" _sip._udp.example.com", NULL,
+	     NULL, NULL, 0},
+	    {46, "RRSIG", NULL, 0, "AQID", "expiration", "20231114221320", NULL, 0},
+	    {47, "NSEC", NULL, 0, "next.example.com", "type_bits",
+	     "A NS SOA MX TXT AAAA RRSIG NSEC", NULL, 0},
+	    {64, "SVCB", NULL, 0, "1 svc.example.com alpn=h2,h3 port=8443 ipv4hint=1.2.3.4,5.6.7.8",
+	     NULL, NULL, NULL, 0},
+	    {13, "HINFO", hinfo, sizeof(hinfo) - 1, "\"Intel\" \"Linux\"", NULL, NULL, NULL, 0},
+	    {257, "CAA", caa, sizeof(caa) - 1, "0 issue \"letsencrypt.org\"", NULL, NULL, NULL, 0},
+	    {16, "TXT", txt, sizeof(txt), "hello wor\\\"ld \\001", NULL, NULL, NULL, 0},
+	    {43, "DS", ds, sizeof(ds), "DEADBEEF", "key_tag", "12345", NULL, 0},
+	    {48, "DNSKEY", dnskey, sizeof(dnskey), "TWFu", "algorithm", "ECDSAP256SHA256", NULL, 0},
+	    {50, "NSEC3", nsec3, sizeof(nsec3), "00000000", "salt", "ABCD", NULL, 0},
+	    {51, "NSEC3PARAM", nsec3p, sizeof(nsec3p), "-", "hash", "SHA1", NULL, 0},
+	    {52, "TLSA", tlsa, sizeof(tlsa), "3 1 1 ab0c", NULL, NULL, NULL, 0},
+	    {44, "SSHFP", sshfp, sizeof(sshfp), "4 2 AB0C", NULL, NULL, NULL, 0},
+	    {65280, "65280", unknown, sizeof(unknown), "hi\\000\\n\\200", NULL, NULL, NULL, 0},
+	    {28, "AAAA", badaaaa, sizeof(badaaaa), "\\001\\002\\003", NULL, NULL, NULL, 0},
 	};
 
 	(void)state;
@@ -1406,7 +1410,8 @@ static void test_tcp_zero_length_and_garbage(void **state)
 	tcp(f, DIR_TO_SERVER, fq.b, fq.len, T0);
 	assert_int_equal(tcp(f, DIR_TO_CLIENT, zero, sizeof(zero), T0 + 1), PARSE_ERROR);
 	assert_int_equal(f->col.n, 1);
-	assert_fstr(fld(f->col.ev[0], "error.message"), "Response: Message's length was set to zero");
+	assert_fstr(fld(f->col.ev[0], "error.message"),
+		    "Response: Message's length was set to zero");
 	assert_int_equal(f->col.ev[0]->client_bytes, fq.len);
 	assert_false(f->col.ev[0]->has_server_bytes);
 	fx_free(f);
@@ -1454,7 +1459,10 @@ static void test_truncated_every_offset(void **state)
 	rr_end(&r, at);
 	put_ptr(&r, 12);
 	at = rr_begin(&r, 16, 1, 60);
-	putn(&r, "\x03" "abc", 4);
+	putn(&r,
+	     "\x03"
+	     "abc",
+	     4);
 	rr_end(&r, at);
 	put_ptr(&r, 12);
 	at = rr_begin(&r, 46, 1, 60);
@@ -1530,34 +1538,34 @@ static void test_pool_exhausted(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ops_contract),
-		cmocka_unit_test(test_udp_google_16_answers),
-		cmocka_unit_test(test_udp_aaaa_golden_shape),
-		cmocka_unit_test(test_nxdomain_authorities),
-		cmocka_unit_test(test_additionals_and_opt_do),
-		cmocka_unit_test(test_edns_notes_and_ext_rcode),
-		cmocka_unit_test(test_compression_pointers),
-		cmocka_unit_test(test_name_length_limit),
-		cmocka_unit_test(test_escaped_names_and_root),
-		cmocka_unit_test(test_public_suffix_heuristic),
-		cmocka_unit_test(test_unmatched_query_expire_and_timeout),
-		cmocka_unit_test(test_unmatched_response),
-		cmocka_unit_test(test_duplicate_id),
-		cmocka_unit_test(test_out_of_order_and_pending_cap),
-		cmocka_unit_test(test_undecodable_response),
-		cmocka_unit_test(test_hostile_counts),
-		cmocka_unit_test(test_max_records),
-		cmocka_unit_test(test_non_edns_too_large),
-		cmocka_unit_test(test_send_request_response_text),
-		cmocka_unit_test(test_rr_renderers),
-		cmocka_unit_test(test_rr_dnssec_extras),
-		cmocka_unit_test(test_tcp_two_messages_one_segment),
-		cmocka_unit_test(test_tcp_split_three_calls),
-		cmocka_unit_test(test_tcp_every_split),
-		cmocka_unit_test(test_tcp_zero_length_and_garbage),
-		cmocka_unit_test(test_tcp_gap_gives_up),
-		cmocka_unit_test(test_truncated_every_offset),
-		cmocka_unit_test(test_pool_exhausted),
+	    cmocka_unit_test(test_ops_contract),
+	    cmocka_unit_test(test_udp_google_16_answers),
+	    cmocka_unit_test(test_udp_aaaa_golden_shape),
+	    cmocka_unit_test(test_nxdomain_authorities),
+	    cmocka_unit_test(test_additionals_and_opt_do),
+	    cmocka_unit_test(test_edns_notes_and_ext_rcode),
+	    cmocka_unit_test(test_compression_pointers),
+	    cmocka_unit_test(test_name_length_limit),
+	    cmocka_unit_test(test_escaped_names_and_root),
+	    cmocka_unit_test(test_public_suffix_heuristic),
+	    cmocka_unit_test(test_unmatched_query_expire_and_timeout),
+	    cmocka_unit_test(test_unmatched_response),
+	    cmocka_unit_test(test_duplicate_id),
+	    cmocka_unit_test(test_out_of_order_and_pending_cap),
+	    cmocka_unit_test(test_undecodable_response),
+	    cmocka_unit_test(test_hostile_counts),
+	    cmocka_unit_test(test_max_records),
+	    cmocka_unit_test(test_non_edns_too_large),
+	    cmocka_unit_test(test_send_request_response_text),
+	    cmocka_unit_test(test_rr_renderers),
+	    cmocka_unit_test(test_rr_dnssec_extras),
+	    cmocka_unit_test(test_tcp_two_messages_one_segment),
+	    cmocka_unit_test(test_tcp_split_three_calls),
+	    cmocka_unit_test(test_tcp_every_split),
+	    cmocka_unit_test(test_tcp_zero_length_and_garbage),
+	    cmocka_unit_test(test_tcp_gap_gives_up),
+	    cmocka_unit_test(test_truncated_every_offset),
+	    cmocka_unit_test(test_pool_exhausted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -172,32 +172,32 @@ static void test_http_document(void **state)
 	struct fx *f = *state;
 	struct event *ev = http_txn(f);
 	static const char expect[] =
-		"{\"@timestamp\":\"2015-02-18T00:13:06.231Z\","
-		"\"agent\":{\"name\":\"host1\",\"type\":\"hostbeat\",\"version\":\"8.0.0\"},"
-		"\"client\":{\"bytes\":130,\"ip\":\"172.31.98.49\",\"port\":55874},"
-		"\"destination\":{\"bytes\":1591,\"domain\":\"www.example.com\","
-		"\"ip\":\"93.184.216.34\",\"port\":80},"
-		"\"ecs\":{\"version\":\"8.0.0\"},"
-		"\"event\":{\"category\":[\"network\"],\"dataset\":\"http\",\"duration\":18341000,"
-		"\"end\":\"2015-02-18T00:13:06.249783Z\",\"kind\":\"event\","
-		"\"start\":\"2015-02-18T00:13:06.231442Z\",\"type\":[\"connection\",\"protocol\"]},"
-		"\"host\":{\"name\":\"host1\"},"
-		"\"http\":{\"request\":{\"bytes\":130,\"method\":\"GET\"},"
-		"\"response\":{\"body\":{\"bytes\":1270},\"bytes\":1591,\"status_code\":200,"
-		"\"status_phrase\":\"ok\"},\"version\":\"1.1\"},"
-		"\"method\":\"GET\","
-		"\"network\":{\"bytes\":1721,\"community_id\":\"1:TMPM5eEnGOXfxAjx6NKlyjx+X10=\","
-		"\"protocol\":\"http\",\"transport\":\"tcp\",\"type\":\"ipv4\"},"
-		"\"query\":\"GET /\","
-		"\"related\":{\"hosts\":[\"www.example.com\"],"
-		"\"ip\":[\"172.31.98.49\",\"93.184.216.34\"]},"
-		"\"server\":{\"bytes\":1591,\"domain\":\"www.example.com\","
-		"\"ip\":\"93.184.216.34\",\"port\":80},"
-		"\"source\":{\"bytes\":130,\"ip\":\"172.31.98.49\",\"port\":55874},"
-		"\"status\":\"OK\",\"type\":\"http\","
-		"\"url\":{\"domain\":\"www.example.com\",\"full\":\"http://www.example.com/\","
-		"\"path\":\"/\",\"scheme\":\"http\"},"
-		"\"user_agent\":{\"original\":\"curl/7.37.1\"}}";
+	    "{\"@timestamp\":\"2015-02-18T00:13:06.231Z\","
+	    "\"agent\":{\"name\":\"host1\",\"type\":\"hostbeat\",\"version\":\"8.0.0\"},"
+	    "\"client\":{\"bytes\":130,\"ip\":\"172.31.98.49\",\"port\":55874},"
+	    "\"destination\":{\"bytes\":1591,\"domain\":\"www.example.com\","
+	    "\"ip\":\"93.184.216.34\",\"port\":80},"
+	    "\"ecs\":{\"version\":\"8.0.0\"},"
+	    "\"event\":{\"category\":[\"network\"],\"dataset\":\"http\",\"duration\":18341000,"
+	    "\"end\":\"2015-02-18T00:13:06.249783Z\",\"kind\":\"event\","
+	    "\"start\":\"2015-02-18T00:13:06.231442Z\",\"type\":[\"connection\",\"protocol\"]},"
+	    "\"host\":{\"name\":\"host1\"},"
+	    "\"http\":{\"request\":{\"bytes\":130,\"method\":\"GET\"},"
+	    "\"response\":{\"body\":{\"bytes\":1270},\"bytes\":1591,\"status_code\":200,"
+	    "\"status_phrase\":\"ok\"},\"version\":\"1.1\"},"
+	    "\"method\":\"GET\","
+	    "\"network\":{\"bytes\":1721,\"community_id\":\"1:TMPM5eEnGOXfxAjx6NKlyjx+X10=\","
+	    "\"protocol\":\"http\",\"transport\":\"tcp\",\"type\":\"ipv4\"},"
+	    "\"query\":\"GET /\","
+	    "\"related\":{\"hosts\":[\"www.example.com\"],"
+	    "\"ip\":[\"172.31.98.49\",\"93.184.216.34\"]},"
+	    "\"server\":{\"bytes\":1591,\"domain\":\"www.example.com\","
+	    "\"ip\":\"93.184.216.34\",\"port\":80},"
+	    "\"source\":{\"bytes\":130,\"ip\":\"172.31.98.49\",\"port\":55874},"
+	    "\"status\":\"OK\",\"type\":\"http\","
+	    "\"url\":{\"domain\":\"www.example.com\",\"full\":\"http://www.example.com/\","
+	    "\"path\":\"/\",\"scheme\":\"http\"},"
+	    "\"user_agent\":{\"original\":\"curl/7.37.1\"}}";
 
 	f->o.agent_type = "hostbeat";
 	f->o.agent_name = "host1";
@@ -230,11 +230,11 @@ static void test_dns_answers_and_related_ip(void **state)
 	assert_int_equal(ev_obj_uint(ev, "dns.answers", 1, "ttl", 1), 0);
 	assert_int_equal(ev_obj_uint(ev, "dns.answers", 1, "ttl", 2), 0); /* last wins */
 	assert_int_equal(ev_set_uint(ev, "dns.answers_count", 2), 0);
-	assert_int_equal(ev_append_ip(ev, "related.ip", &cli), 0);          /* duplicate */
+	assert_int_equal(ev_append_ip(ev, "related.ip", &cli), 0); /* duplicate */
 	assert_int_equal(ev_append_ip(ev, "related.ip", &a6), 0);
 	assert_int_equal(ev_append_str(ev, "related.ip", "8.8.8.8", 7), 0); /* duplicate */
 	assert_int_equal(ev_append_str(ev, "related.ip", "10.0.0.1", 8), 0);
-	assert_int_equal(ev_append_ip(ev, "related.ip", &a6), 0);           /* duplicate */
+	assert_int_equal(ev_append_ip(ev, "related.ip", &a6), 0); /* duplicate */
 
 	j = parse(enc(f, ev));
 	assert_string_equal(at_str(j, "network.community_id"), "1:/Zwm1tJot2cAhFAO0OxKQHuXs3Y=");
@@ -255,7 +255,8 @@ static void test_dns_answers_and_related_ip(void **state)
 	rel = at(j, "related.ip");
 	assert_non_null(rel);
 	assert_int_equal(json_object_array_length(rel), 4);
-	assert_string_equal(json_object_get_string(json_object_array_get_idx(rel, 0)), "172.31.98.49");
+	assert_string_equal(json_object_get_string(json_object_array_get_idx(rel, 0)),
+			    "172.31.98.49");
 	assert_string_equal(json_object_get_string(json_object_array_get_idx(rel, 1)), "8.8.8.8");
 	assert_string_equal(json_object_get_string(json_object_array_get_idx(rel, 2)),
 			    "2606:2800:220:1:248:1893:25c8:1946");
@@ -310,14 +311,15 @@ static void test_key_conflicts(void **state)
 
 	assert_int_equal(ev_set_uint(ev, "a", 1), 0);
 	assert_int_equal(ev_set_uint(ev, "a.b", 2), 0);
-	assert_int_equal(ev_set_uint(ev, "c", 3), 0);          /* scalar ... */
-	assert_int_equal(ev_append_str(ev, "c", "x", 1), 0);   /* ... and array: array wins */
-	assert_int_equal(ev_set_uint(ev, "d", 4), 0);          /* scalar ... */
-	assert_int_equal(ev_obj_uint(ev, "d", 0, "m", 5), 0);  /* ... and objects: objects win */
+	assert_int_equal(ev_set_uint(ev, "c", 3), 0);         /* scalar ... */
+	assert_int_equal(ev_append_str(ev, "c", "x", 1), 0);  /* ... and array: array wins */
+	assert_int_equal(ev_set_uint(ev, "d", 4), 0);         /* scalar ... */
+	assert_int_equal(ev_obj_uint(ev, "d", 0, "m", 5), 0); /* ... and objects: objects win */
 	assert_int_equal(ev_set_uint(ev, "e.f", 6), 0);
 	assert_int_equal(ev_set_uint(ev, "e.f.g", 7), 0);
-	assert_string_equal(enc(f, ev), BARE_HEAD ",\"a\":{\"b\":2},\"c\":[\"x\"],\"d\":[{\"m\":5}],"
-						  "\"e\":{\"f\":{\"g\":7}}," BARE_ECS "}");
+	assert_string_equal(enc(f, ev),
+			    BARE_HEAD ",\"a\":{\"b\":2},\"c\":[\"x\"],\"d\":[{\"m\":5}],"
+				      "\"e\":{\"f\":{\"g\":7}}," BARE_ECS "}");
 	assert_int_equal(metrics_get("encode.key_conflicts"), 4);
 	ev_pool_put(ev);
 }
@@ -350,11 +352,21 @@ static void test_times(void **state)
 /* The encoder's own date arithmetic agrees with clock_format_rfc3339() (gmtime). */
 static void test_time_formatting_matches_clock(void **state)
 {
-	static const uint64_t secs[] = {0, 59, 86399, 86400, 951782400 /* 2000-02-29 */,
-					951868800, 1078012800 /* 2004-02-29 */, 1456704000,
-					1440719999, 1709164800 /* 2024-02-29 */, 2147483647,
-					4107456000 /* 2100-02-28 */, 4107542400 /* 2100-03-01 */,
-					4102444799, 9000000000ULL};
+	static const uint64_t secs[] = {0,
+					59,
+					86399,
+					86400,
+					951782400 /* 2000-02-29 */,
+					951868800,
+					1078012800 /* 2004-02-29 */,
+					1456704000,
+					1440719999,
+					1709164800 /* 2024-02-29 */,
+					2147483647,
+					4107456000 /* 2100-02-28 */,
+					4107542400 /* 2100-03-01 */,
+					4102444799,
+					9000000000ULL};
 	struct fx *f = *state;
 	char want[64], got[80];
 	size_t i;
@@ -422,7 +434,7 @@ static void test_legacy_fields(void **state)
 {
 	struct fx *f = *state;
 	struct event *ev = http_txn(f);
-	const char *legacy[] = {"client_ip", "client_port", "ip", "port", "bytes_in",
+	const char *legacy[] = {"client_ip", "client_port",  "ip",        "port", "bytes_in",
 				"bytes_out", "responsetime", "transport", "count"};
 	json_object *j;
 	size_t i;
@@ -512,15 +524,16 @@ static void test_invalid_utf8(void **state)
 	static const struct {
 		const char *in, *out;
 	} cases[] = {
-		{"a\x80z", "a\xEF\xBF\xBDz"},                            /* lone continuation */
-		{"ab\xE2\x82", "ab\xEF\xBF\xBD"},                        /* truncated at end */
-		{"\xE2\x82z", "\xEF\xBF\xBDz"},                          /* truncated, then ASCII */
-		{"\xC0\xAF", "\xEF\xBF\xBD\xEF\xBF\xBD"},                /* overlong 2-byte */
-		{"\xE0\x80\xAF", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* overlong 3-byte */
-		{"\xED\xA0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* surrogate D800 */
-		{"\xF4\x90\x80\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* >10FFFF */
-		{"\xFF\xFE", "\xEF\xBF\xBD\xEF\xBF\xBD"},
-		{"\xE2\x82\xAC \xF0\x9F\x98\x80 \xED\x9F\xBF", "\xE2\x82\xAC \xF0\x9F\x98\x80 \xED\x9F\xBF"},
+	    {"a\x80z", "a\xEF\xBF\xBDz"},                             /* lone continuation */
+	    {"ab\xE2\x82", "ab\xEF\xBF\xBD"},                         /* truncated at end */
+	    {"\xE2\x82z", "\xEF\xBF\xBDz"},                           /* truncated, then ASCII */
+	    {"\xC0\xAF", "\xEF\xBF\xBD\xEF\xBF\xBD"},                 /* overlong 2-byte */
+	    {"\xE0\x80\xAF", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* overlong 3-byte */
+	    {"\xED\xA0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* surrogate D800 */
+	    {"\xF4\x90\x80\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* >10FFFF */
+	    {"\xFF\xFE", "\xEF\xBF\xBD\xEF\xBF\xBD"},
+	    {"\xE2\x82\xAC \xF0\x9F\x98\x80 \xED\x9F\xBF",
+	     "\xE2\x82\xAC \xF0\x9F\x98\x80 \xED\x9F\xBF"},
 	};
 	struct fx *f = *state;
 	char expect[128];
@@ -531,7 +544,8 @@ static void test_invalid_utf8(void **state)
 		json_object *j;
 
 		assert_int_equal(ev_set_strz(ev, "s", cases[i].in), 0);
-		snprintf(expect, sizeof(expect), BARE_HEAD "," BARE_ECS ",\"s\":\"%s\"}", cases[i].out);
+		snprintf(expect, sizeof(expect), BARE_HEAD "," BARE_ECS ",\"s\":\"%s\"}",
+			 cases[i].out);
 		assert_string_equal(enc(f, ev), expect);
 		j = json_tokener_parse(strbuf_cstr(&f->out));
 		assert_non_null(j);
@@ -549,10 +563,10 @@ static void test_string_cap(void **state)
 	assert_int_equal(ev_set_strz(ev, "a", "0123456789abcdef"), 0);
 	assert_int_equal(ev_set_strz(ev, "b", "012345678\xE2\x82\xAC"), 0); /* € would cross 10 */
 	assert_int_equal(ev_set_strz(ev, "c", "0123456789"), 0);            /* exactly 10: kept */
-	assert_int_equal(ev_set_strz(ev, "d", "\n\n\n\n\n\n\n\n\n\n\n"), 0);  /* 11 escaped bytes */
-	assert_string_equal(enc(f, ev),
-			    BARE_HEAD ",\"a\":\"0123456789\",\"b\":\"012345678\",\"c\":\"0123456789\","
-				      "\"d\":\"\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\"," BARE_ECS "}");
+	assert_int_equal(ev_set_strz(ev, "d", "\n\n\n\n\n\n\n\n\n\n\n"), 0); /* 11 escaped bytes */
+	assert_string_equal(enc(f, ev), BARE_HEAD
+			    ",\"a\":\"0123456789\",\"b\":\"012345678\",\"c\":\"0123456789\","
+			    "\"d\":\"\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\"," BARE_ECS "}");
 	assert_int_equal(metrics_get("encode.truncated_strings"), 3);
 	ev_pool_put(ev);
 }
@@ -569,7 +583,8 @@ static void test_doubles(void **state)
 	assert_int_equal(ev_set_double(ev, "n.inf", -INFINITY), 0);
 	assert_int_equal(ev_set_double(ev, "v.a", 0.1), 0);
 	assert_int_equal(ev_set_double(ev, "v.b", 2.0), 0);
-	assert_non_null(strstr(enc(f, ev), "\"n\":{\"inf\":null,\"nan\":null},\"v\":{\"a\":0.1,\"b\":2}"));
+	assert_non_null(
+	    strstr(enc(f, ev), "\"n\":{\"inf\":null,\"nan\":null},\"v\":{\"a\":0.1,\"b\":2}"));
 	assert_int_equal(metrics_get("encode.non_finite"), 2);
 	ev_pool_put(ev);
 
@@ -662,24 +677,24 @@ static void test_pretty(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_http_document, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dns_answers_and_related_ip, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_nesting_and_sorting, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_arrays_and_duplicates, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_key_conflicts, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_times, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_time_formatting_matches_clock, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_envelope_variants, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_legacy_fields, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_agent_tags_metric, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_invalid_utf8, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_string_cap, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_doubles, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_index_names, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_many_fields, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pretty, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_http_document, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dns_answers_and_related_ip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_nesting_and_sorting, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_arrays_and_duplicates, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_key_conflicts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_times, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_time_formatting_matches_clock, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_envelope_variants, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_legacy_fields, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_agent_tags_metric, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_invalid_utf8, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_string_cap, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_doubles, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_index_names, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_many_fields, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pretty, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

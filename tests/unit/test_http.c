@@ -69,7 +69,8 @@ static void fx_set(struct fx *f, const char *key, const char *val)
 			struct cfg_strlist *l = (struct cfg_strlist *)at;
 			char *copy = strdup(val), *save = NULL;
 
-			for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+			for (char *t = strtok_r(copy, ",", &save); t;
+			     t = strtok_r(NULL, ",", &save)) {
 				l->v = hb_realloc(l->v, (l->n + 1) * sizeof(char *));
 				l->v[l->n++] = hb_strdup(t);
 			}
@@ -215,7 +216,8 @@ static void assert_nowhere(struct fx *f, const char *needle)
 		for (size_t k = 0; k < f->ev[i]->nfields; k++) {
 			const struct ev_field *fl = &f->ev[i]->fields[k];
 
-			if (fl->type == EV_T_STR && memmem(fl->v.s.p, fl->v.s.len, needle, strlen(needle)))
+			if (fl->type == EV_T_STR &&
+			    memmem(fl->v.s.p, fl->v.s.len, needle, strlen(needle)))
 				fail_msg("\"%s\" found in %s", needle, fl->key);
 		}
 }
@@ -305,8 +307,9 @@ static void test_incremental_no_copy(void **state)
 	assert_int_equal(r.consumed, 0);
 	/* a body is consumed as it arrives, whatever its size */
 	feed(f, DIR_TO_SERVER, "GET / HTTP/1.1\r\n\r\n");
-	assert_int_equal(feed(f, DIR_TO_CLIENT, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nab"),
-			 PARSE_OK);
+	assert_int_equal(
+	    feed(f, DIR_TO_CLIENT, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nab"),
+	    PARSE_OK);
 	assert_int_equal(f->tlen[DIR_TO_CLIENT], 0);
 	assert_int_equal(f->nev, 0);
 	{
@@ -325,10 +328,12 @@ static void test_pipelining_and_chunked(void **state)
 	struct fx *f = *state;
 
 	feed(f, DIR_TO_SERVER, "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n");
-	feed(f, DIR_TO_CLIENT, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-			       "3;ext=1\r\nabc\r\n");
+	feed(f, DIR_TO_CLIENT,
+	     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+	     "3;ext=1\r\nabc\r\n");
 	assert_int_equal(f->nev, 0);
-	feed(f, DIR_TO_CLIENT, "0\r\nTrailer: x\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+	feed(f, DIR_TO_CLIENT,
+	     "0\r\nTrailer: x\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
 	assert_int_equal(f->nev, 2);
 	assert_str(f->ev[0], "path", "/a");
 	assert_uint(f->ev[0], "http.response.body.bytes", 3);
@@ -356,9 +361,9 @@ static void test_header_count_limit(void **state)
 	struct fx *f = *state;
 
 	fx_set(f, "max_headers", "3");
-	assert_int_equal(feed(f, DIR_TO_SERVER,
-			      "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n"),
-			 PARSE_ERROR);
+	assert_int_equal(
+	    feed(f, DIR_TO_SERVER, "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n"),
+	    PARSE_ERROR);
 	assert_int_equal(metrics_get("http.limit_exceeded"), 1);
 }
 
@@ -387,9 +392,9 @@ static void test_invalid_input(void **state)
 	assert_int_equal(feed(f, DIR_TO_SERVER, "GET / HTTP/1.1\r\n\r\n"), PARSE_OK);
 	assert_int_equal(feed(f, DIR_TO_SERVER, "\x01\x02 nonsense\r\n\r\n"), PARSE_ERROR);
 	/* a bad chunk size */
-	assert_int_equal(feed(f, DIR_TO_CLIENT,
-			      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
-			 PARSE_ERROR);
+	assert_int_equal(
+	    feed(f, DIR_TO_CLIENT, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
+	    PARSE_ERROR);
 }
 
 static void test_hide_keywords(void **state)
@@ -399,9 +404,10 @@ static void test_hide_keywords(void **state)
 	fx_set(f, "hide_keywords", "pass,password");
 	feed(f, DIR_TO_SERVER, "GET /login?pass=secret&user=monica HTTP/1.1\r\nHost: h\r\n\r\n");
 	feed(f, DIR_TO_CLIENT, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-	feed(f, DIR_TO_SERVER, "POST /login HTTP/1.1\r\nHost: h\r\n"
-			       "Content-Type: application/x-www-form-urlencoded\r\n"
-			       "Content-Length: 33\r\n\r\nuser=monica&PassWord=secret&z=%41");
+	feed(f, DIR_TO_SERVER,
+	     "POST /login HTTP/1.1\r\nHost: h\r\n"
+	     "Content-Type: application/x-www-form-urlencoded\r\n"
+	     "Content-Length: 33\r\n\r\nuser=monica&PassWord=secret&z=%41");
 	feed(f, DIR_TO_CLIENT, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
 	assert_int_equal(f->nev, 2);
 	assert_str(f->ev[0], "url.query", "pass=xxxxx&user=monica");
@@ -466,8 +472,9 @@ static void test_include_body_for(void **state)
 	feed(f, DIR_TO_SERVER, get_req);
 	feed(f, DIR_TO_CLIENT, ok_resp);
 	feed(f, DIR_TO_SERVER, get_req);
-	feed(f, DIR_TO_CLIENT, "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\n"
-			       "Content-Length: 4\r\n\r\nPNG!");
+	feed(f, DIR_TO_CLIENT,
+	     "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\n"
+	     "Content-Length: 4\r\n\r\nPNG!");
 	assert_int_equal(f->nev, 2);
 	assert_str(f->ev[0], "http.response.body.content", "hello");
 	assert_str(f->ev[0], "response", ok_resp);
@@ -546,7 +553,8 @@ static void test_continue_and_close(void **state)
 {
 	struct fx *f = *state;
 
-	feed(f, DIR_TO_SERVER, "POST /u HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+	feed(f, DIR_TO_SERVER,
+	     "POST /u HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
 	feed(f, DIR_TO_CLIENT, "HTTP/1.1 100 Continue\r\n\r\n");
 	assert_int_equal(f->nev, 0);
 	feed(f, DIR_TO_SERVER, "hi");
@@ -580,8 +588,9 @@ static void test_pool_exhausted(void **state)
 	f->sink.pool = f->pool;
 	feed(f, DIR_TO_SERVER, "GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n");
 	assert_int_equal(metrics_get("http.pool_exhausted"), 1);
-	feed(f, DIR_TO_CLIENT, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
-			       "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	feed(f, DIR_TO_CLIENT,
+	     "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+	     "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
 	assert_int_equal(f->nev, 1);
 	assert_str(f->ev[0], "path", "/1");
 	assert_int_equal(f->ev[0]->status, EV_STATUS_OK);
@@ -590,24 +599,24 @@ static void test_pool_exhausted(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_get_fields, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_status_error, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_incremental_no_copy, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_pipelining_and_chunked, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_header_limits, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_header_count_limit, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_invalid_input, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_hide_keywords, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_default_keeps_params, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_basic_auth_user, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_redact_authorization, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_include_body_for, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_message_size_cap, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_gap_in_body, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_unmatched, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_continue_and_close, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_pending_cap, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_pool_exhausted, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_get_fields, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_status_error, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_incremental_no_copy, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_pipelining_and_chunked, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_header_limits, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_header_count_limit, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_invalid_input, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_hide_keywords, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_default_keeps_params, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_basic_auth_user, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_redact_authorization, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_include_body_for, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_message_size_cap, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_gap_in_body, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_unmatched, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_continue_and_close, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_pending_cap, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_pool_exhausted, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

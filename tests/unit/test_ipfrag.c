@@ -250,12 +250,11 @@ static void test_no_alloc_when_warm(void **state)
 }
 
 /* IPv4 fragments through the decoder: Ethernet, UDP in three pieces. */
-static size_t frag_frame(uint8_t *b, uint16_t id, uint16_t fragword, const uint8_t *pl,
-			 size_t len)
+static size_t frag_frame(uint8_t *b, uint16_t id, uint16_t fragword, const uint8_t *pl, size_t len)
 {
 	static const uint8_t hdr[] = {
-		2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00, /* Ethernet */
-		0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 192, 168, 1, 1, 192, 168, 1, 2,
+	    2,    0, 0, 0, 0, 1, 2, 0, 0,  0,  0, 2, 0x08, 0x00, /* Ethernet */
+	    0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 192,  168,  1, 1, 192, 168, 1, 2,
 	};
 	size_t total = 20 + len;
 
@@ -331,8 +330,8 @@ static void test_edns0_pcap(void **state)
 		print_message("skipping: %s not present\n", EDNS0_PCAP);
 		skip();
 	}
-	pc = pcap_open_offline_with_tstamp_precision(EDNS0_PCAP, PCAP_TSTAMP_PRECISION_NANO,
-						     errbuf);
+	pc =
+	    pcap_open_offline_with_tstamp_precision(EDNS0_PCAP, PCAP_TSTAMP_PRECISION_NANO, errbuf);
 	assert_non_null(pc);
 	d = decoder_new(pcap_datalink(pc), &lim);
 	assert_non_null(d);
@@ -367,15 +366,15 @@ static void test_edns0_pcap(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup(test_in_and_out_of_order, setup),
-		cmocka_unit_test_setup(test_duplicates, setup),
-		cmocka_unit_test_setup(test_overlap_rejects_datagram, setup),
-		cmocka_unit_test_setup(test_timeout, setup),
-		cmocka_unit_test_setup(test_eviction, setup),
-		cmocka_unit_test_setup(test_hostile, setup),
-		cmocka_unit_test_setup(test_no_alloc_when_warm, setup),
-		cmocka_unit_test_setup(test_decode_ipv4_fragments, setup),
-		cmocka_unit_test_setup(test_edns0_pcap, setup),
+	    cmocka_unit_test_setup(test_in_and_out_of_order, setup),
+	    cmocka_unit_test_setup(test_duplicates, setup),
+	    cmocka_unit_test_setup(test_overlap_rejects_datagram, setup),
+	    cmocka_unit_test_setup(test_timeout, setup),
+	    cmocka_unit_test_setup(test_eviction, setup),
+	    cmocka_unit_test_setup(test_hostile, setup),
+	    cmocka_unit_test_setup(test_no_alloc_when_warm, setup),
+	    cmocka_unit_test_setup(test_decode_ipv4_fragments, setup),
+	    cmocka_unit_test_setup(test_edns0_pcap, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -106,7 +106,7 @@ static void test_files_named_after_index(void **state)
 		uint64_t ts;
 	} evs[] = {{EV_KIND_TRANSACTION, DAY1}, {EV_KIND_TRANSACTION, DAY2},
 		   {EV_KIND_TRANSACTION, DAY1}, {EV_KIND_METRIC, DAY1},
-		   {EV_KIND_SELF, DAY2}, {EV_KIND_TRANSACTION, DAY1 + 999999999ULL}};
+		   {EV_KIND_SELF, DAY2},        {EV_KIND_TRANSACTION, DAY1 + 999999999ULL}};
 	size_t i;
 
 	assert_non_null(pool);
@@ -312,12 +312,12 @@ static void test_console_pretty(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_files_named_after_index, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rotation_keeps_n_files, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rotation_single_file_and_big_doc, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unwritable_dir_fails_cleanly, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_write_error_counted, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_console_pretty, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_files_named_after_index, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rotation_keeps_n_files, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rotation_single_file_and_big_doc, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unwritable_dir_fails_cleanly, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_write_error_counted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_console_pretty, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -103,7 +103,8 @@ static uint64_t count_all_lines(const struct fx *f)
 /* A small transaction; `heavy` adds a string that is slow to encode (escapes). */
 static struct event *make_event(struct ev_pool *pool, unsigned i, bool heavy)
 {
-	static const char slow[] = "\x01\"\\\n\t\xff\xc3\xa9" "abcdefghijklmnopqrstuvwxyz";
+	static const char slow[] = "\x01\"\\\n\t\xff\xc3\xa9"
+				   "abcdefghijklmnopqrstuvwxyz";
 	struct event *ev = ev_pool_get(pool, EV_KIND_TRANSACTION, "http");
 	unsigned k;
 
@@ -306,12 +307,13 @@ static void test_queue_fifo(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_replay_blocks_and_loses_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_live_drops_exactly, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_live_concurrent_accounting, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_shutdown_timeout_counts_leftovers, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stop_without_start_drains, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_queue_fifo, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_replay_blocks_and_loses_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_live_drops_exactly, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_live_concurrent_accounting, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_shutdown_timeout_counts_leftovers, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_stop_without_start_drains, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_queue_fifo, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
