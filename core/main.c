@@ -288,6 +288,18 @@ static void log_summary(struct capture **caps, size_t ncaps, const char *when)
 				      metrics_get("publish.disabled_dropped")));
 }
 
+/* The hostbeat-metrics event: every counter's running total, one event a period. */
+static void publish_self_metrics(struct ev_sink *sink)
+{
+	struct event *ev = ev_pool_get(sink->pool, EV_KIND_SELF, "hostbeat.metrics");
+
+	if (!ev)
+		return; /* counted as events.pool_exhausted */
+	ev->ts = clock_wall_ns();
+	metrics_fill_event(ev);
+	ev_publish(sink, ev);
+}
+
 static int run_file(struct hb_config *cfg, struct hb_clock *clock, struct ev_sink *sink)
 {
 	struct capture *c = capture_open(cfg, NULL, clock, sink);
@@ -347,6 +359,7 @@ static int run_live(struct hb_config *cfg, struct hb_clock *clock, struct ev_sin
 		}
 		if (now >= next_metrics) {
 			metrics_report((unsigned)(cfg->metrics_period / NS_PER_SEC));
+			publish_self_metrics(sink);
 			next_metrics = now + cfg->metrics_period;
 		}
 	}

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hostbeat/event.h"
 #include "hostbeat/log.h"
 #include "hostbeat/mem.h"
 
@@ -27,19 +28,26 @@ static struct metric *lookup(const char *name)
 static struct metric *register_metric(const char *name, bool gauge)
 {
 	struct metric *m;
-	size_t n;
-	char *copy;
+	size_t n, len;
+	char *copy, *key;
 
 	pthread_mutex_lock(&registry_lock);
 	m = lookup(name);
 	if (m)
 		goto out;
 	n = atomic_load(&registered);
-	copy = n < METRICS_MAX ? hb_strdup(name) : NULL;
+	len = strlen(name);
+	copy = n < METRICS_MAX ? hb_malloc(len + 1 + sizeof("hostbeat.") - 1 + len + 1) : NULL;
 	if (!copy)
 		goto out; /* m stays NULL: metric_add(NULL) is a no-op */
+	/* one allocation: "name\0hostbeat.name\0" */
+	memcpy(copy, name, len + 1);
+	key = copy + len + 1;
+	memcpy(key, "hostbeat.", sizeof("hostbeat.") - 1);
+	memcpy(key + sizeof("hostbeat.") - 1, name, len + 1);
 	m = &registry[n];
 	m->name = copy;
+	m->event_key = key;
 	m->gauge = gauge;
 	atomic_store(&m->value, 0);
 	m->reported = 0;
@@ -105,6 +113,18 @@ void metrics_report(unsigned period_s)
 		log_info("monitoring", "Non-zero metrics in the last %us:%s", period_s, line);
 	else
 		log_info("monitoring", "No non-zero metrics in the last %us", period_s);
+}
+
+size_t metrics_fill_event(struct event *ev)
+{
+	size_t n = atomic_load(&registered), added = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (ev_set_uint(ev, registry[i].event_key,
+				atomic_load_explicit(&registry[i].value, memory_order_relaxed)) ==
+		    0)
+			added++;
+	return added;
 }
 
 void metrics_reset(void)

@@ -16,7 +16,8 @@
 #define METRICS_MAX 512
 
 struct metric {
-	const char *name; /* owned by the registry */
+	const char *name;      /* owned by the registry */
+	const char *event_key; /* "hostbeat.<name>": its key in the self-metrics event */
 	_Atomic uint64_t value;
 	uint64_t reported; /* value at the last report (reporter thread only) */
 	bool gauge;        /* report the value, not the delta */
@@ -52,6 +53,10 @@ void metrics_foreach(void (*fn)(const struct metric *m, void *arg), void *arg);
 /* Log the non-zero deltas since the previous call as one line; `period_s` is
  * printed in the message. */
 void metrics_report(unsigned period_s);
+struct event;
+/* Add every counter's current value (cumulative; gauges as they are) to ev as
+ * "hostbeat.<name>" fields: the hostbeat-metrics event. Returns the number added. */
+size_t metrics_fill_event(struct event *ev);
 /* Reset every counter to zero (unit tests). */
 void metrics_reset(void);
 

@@ -301,6 +301,20 @@ def test_live_capture(hostbeat_bin, topology, tmp_path):
                 (matches_http if tx.proto == "http" else matches_dns)(ev, tx) for tx in ledger):
             problems.append(f"unexpected {ev.get('type')} event: {brief(ev)}")
 
+    # --- the self-metrics events (hostbeat-metrics-*.ndjson, one per metrics.period)
+    metric_docs = []
+    for path in glob.glob(os.path.join(out_dir, "hostbeat-metrics-*.ndjson")):
+        with open(path, encoding="utf-8") as f:
+            metric_docs += [json.loads(line) for line in f if line.strip()]
+    if not metric_docs:
+        problems.append("no hostbeat-metrics event written (metrics.period is 1s)")
+    else:
+        last = metric_docs[-1]["hostbeat"]
+        if last["capture"]["packets"] <= 0:
+            problems.append(f"hostbeat-metrics: capture.packets={last['capture']['packets']}")
+        if last["capture"]["kernel_drops"] != 0:
+            problems.append(f"hostbeat-metrics: capture.kernel_drops={last['capture']['kernel_drops']}")
+
     assert not problems, (
         f"{len(problems)} problem(s) with {len(events)} events from {len(files)} file(s) "
         f"against {len(ledger)} ledger lines:\n  " + "\n  ".join(problems)
