@@ -143,6 +143,23 @@ size_t ev_pool_live(const struct ev_pool *p)
 	return n;
 }
 
+const char *ev_status_name(enum ev_status s)
+{
+	switch (s) {
+	case EV_STATUS_OK:
+		return "OK";
+	case EV_STATUS_ERROR:
+		return "Error";
+	case EV_STATUS_SERVER_ERROR:
+		return "Server Error";
+	case EV_STATUS_CLIENT_ERROR:
+		return "Client Error";
+	case EV_STATUS_NONE:
+		break;
+	}
+	return NULL;
+}
+
 /* ---- arena ------------------------------------------------------------------ */
 
 char *ev_arena_copy(struct event *ev, const void *s, size_t len)

@@ -203,23 +203,6 @@ static size_t ip_text(const struct hb_ip *ip, char *buf)
 	return (size_t)(d - buf);
 }
 
-static const char *status_name(enum ev_status s)
-{
-	switch (s) {
-	case EV_STATUS_OK:
-		return "OK";
-	case EV_STATUS_ERROR:
-		return "Error";
-	case EV_STATUS_SERVER_ERROR:
-		return "Server Error";
-	case EV_STATUS_CLIENT_ERROR:
-		return "Client Error";
-	case EV_STATUS_NONE:
-		break;
-	}
-	return NULL;
-}
-
 static const char *transport_name(uint8_t proto)
 {
 	switch (proto) {
@@ -250,7 +233,7 @@ static void env_build(struct env *v, const struct event *ev, const struct encode
 	bool times = tx && ev->start_ns && ev->end_ns;
 	uint64_t duration = times && ev->end_ns > ev->start_ns ? ev->end_ns - ev->start_ns : 0;
 	const char *tname = tx ? transport_name(ev->transport) : NULL;
-	const char *dot = NULL, *status = tx ? status_name(ev->status) : NULL;
+	const char *dot = NULL, *status = tx ? ev_status_name(ev->status) : NULL;
 	size_t i;
 
 	v->cip_len = tuple ? ip_text(&ev->client_ip, v->cip) : 0;

@@ -113,6 +113,9 @@ struct event {
 	char inline_arena[EV_INLINE_ARENA];
 };
 
+/* "OK", "Error", "Server Error", "Client Error"; NULL for EV_STATUS_NONE. */
+const char *ev_status_name(enum ev_status s);
+
 /* ---- pool ---------------------------------------------------------------- */
 
 struct ev_pool_stats;

@@ -401,26 +401,11 @@ static void put_time(struct strbuf *o, const char *name, uint64_t ns)
 		strbuf_appendf(o, " %s=%" PRIu64 "ms", name, (uint64_t)(ns / NS_PER_MS));
 }
 
-static const char *status_name(enum ev_status s)
-{
-	switch (s) {
-	case EV_STATUS_OK:
-		return "OK";
-	case EV_STATUS_ERROR:
-		return "Error";
-	case EV_STATUS_SERVER_ERROR:
-		return "Server Error";
-	case EV_STATUS_CLIENT_ERROR:
-		return "Client Error";
-	case EV_STATUS_NONE:
-		break;
-	}
-	return "none";
-}
-
 static void print_event(struct strbuf *o, const struct event *ev)
 {
-	strbuf_appendf(o, "%s %s", ev->dataset ? ev->dataset : "?", status_name(ev->status));
+	const char *status = ev_status_name(ev->status);
+
+	strbuf_appendf(o, "%s %s", ev->dataset ? ev->dataset : "?", status ? status : "none");
 	put_time(o, "ts", ev->ts);
 	put_time(o, "start", ev->start_ns);
 	put_time(o, "end", ev->end_ns);
