@@ -7,7 +7,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-BUILD=${BUILD:-build}
+export BUILD=${BUILD:-build}
 export HOSTBEAT=${HOSTBEAT:-./hostbeat}
 export PYTHON=/usr/bin/python3
 if [[ ${1:-} != --no-deps ]]; then

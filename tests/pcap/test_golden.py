@@ -14,21 +14,8 @@ import os
 
 import pytest
 
-from hbreplay import ROOT, SHARED, HOSTBEAT, run_replay, stable, of_type, flatten
-
-EXPECTED = os.path.join(ROOT, "tests", "pcap", "expected")
-RECORDED = os.path.join(ROOT, "tests", "pcap", "recorded")
-UPDATE = os.environ.get("GOLDEN_UPDATE") == "1"
-
-
-def shared(name):
-    return os.path.join(SHARED, name)
-
-
-def one(events, t):
-    got = of_type(events, t)
-    assert len(got) == 1, "expected exactly 1 %s event, got %d: %s" % (t, len(got), got)
-    return flatten(got[0])
+from hbreplay import (RECORDED, SHARED, flatten, of_type, one, run_case, run_replay, shared,
+                      stable)
 
 
 # ---- Packetbeat's assertions, per capture ------------------------------------------
@@ -291,30 +278,7 @@ CASES = [
 
 @pytest.mark.parametrize("name,pcap,overrides,check", CASES, ids=[c[0] for c in CASES])
 def test_golden(name, pcap, overrides, check):
-    if not os.path.exists(HOSTBEAT):
-        pytest.fail("binary %s not built" % HOSTBEAT)
-    if not os.path.exists(pcap):
-        pytest.skip("capture absent: %s" % pcap)
-    events, _ = run_replay(pcap, overrides)
-    if check:
-        check(events)
-    got = [json.dumps(stable(e), sort_keys=True, ensure_ascii=False) for e in events]
-    path = os.path.join(EXPECTED, name + ".ndjson")
-    if UPDATE:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write("".join(line + "\n" for line in got))
-        return
-    if not os.path.exists(path):
-        pytest.fail("no golden file %s: run `make golden-update NAME=%s` and review it"
-                    % (path, name))
-    with open(path, encoding="utf-8") as f:
-        want = [line.rstrip("\n") for line in f]
-    assert len(got) == len(want), "%d events, golden has %d" % (len(got), len(want))
-    for i, (g, w) in enumerate(zip(got, want)):
-        if g != w:
-            gd, wd = json.loads(g), json.loads(w)
-            diff = {k: (gd.get(k), wd.get(k)) for k in set(gd) | set(wd) if gd.get(k) != wd.get(k)}
-            pytest.fail("event %d differs from golden (ours, golden): %s" % (i, diff))
+    run_case(name, pcap, overrides, check)
 
 
 def test_replay_is_deterministic():
