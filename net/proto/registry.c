@@ -8,10 +8,16 @@
 
 extern const struct proto_ops http_proto;
 extern const struct proto_ops dns_proto;
+extern const struct proto_ops memcache_proto;
+extern const struct proto_ops mysql_proto;
+extern const struct proto_ops pgsql_proto;
+extern const struct proto_ops redis_proto;
+extern const struct proto_ops thrift_proto;
+extern const struct proto_ops mongodb_proto;
 
 const struct proto_ops *const proto_registry[] = {
-    &http_proto,
-    &dns_proto,
+    &http_proto,  &dns_proto,   &memcache_proto, &mysql_proto,
+    &pgsql_proto, &redis_proto, &thrift_proto,   &mongodb_proto,
 };
 
 const size_t proto_registry_len = sizeof(proto_registry) / sizeof(proto_registry[0]);

@@ -2,7 +2,11 @@
 # tests/integration/topology.sh -- a throw-away "Docker host" built from network
 # namespaces, for hostbeat integration tests.
 #
-#   topology.sh up PREFIX     build everything, print the temp dir path on stdout
+#   topology.sh up PREFIX [--with-db]
+#                             build everything, print the temp dir path on stdout;
+#                             --with-db also starts the database/cache/RPC servers of
+#                             servers.sh (mariadb, postgres, redis, memcached, thrift,
+#                             mongo) in namespaces of their own (slower: ~10 s)
 #   topology.sh down PREFIX   kill the servers, delete the namespaces, remove temp dir
 #   topology.sh env PREFIX    print the path of ${TMP}/topology.env (if up)
 #
@@ -72,12 +76,21 @@ _topo_pid_in_ns() {
     ip netns pids "$ns" 2>/dev/null | grep -qx -- "$pid"
 }
 
+# is pid $1 still running?  A zombie is not: it has exited, and our PID 1 may take a
+# while to reap orphans (kill -0 succeeds on zombies).
+_topo_alive() {
+    local st
+    kill -0 "$1" 2>/dev/null || return 1
+    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+    [[ -n "$st" && "$st" != Z && "$st" != X ]]
+}
+
 _topo_wait_gone() {  # pids... ; up to ~5 s
     local i pid alive
     for ((i = 0; i < 50; i++)); do
         alive=0
         for pid in "$@"; do
-            kill -0 "$pid" 2>/dev/null && alive=1
+            _topo_alive "$pid" && alive=1
         done
         ((alive)) || return 0
         sleep 0.1
@@ -90,6 +103,15 @@ topo_down() {
     _topo_check_prefix "$prefix" || return 2
     local tmp ns role pidf pid pids
     tmp=$(topo_tmpdir "$prefix")
+
+    # 0. the servers.sh "containers" (database / cache / RPC servers), if any
+    local r any_srv=0
+    for r in mysql pg redis mc thrift mongo; do
+        _topo_ns_exists "${prefix}$r" && any_srv=1
+    done
+    if ((any_srv)); then
+        (. "$(dirname "${BASH_SOURCE[0]}")/servers.sh" && servers_down "$prefix")
+    fi
 
     # 1. servers, by pid file (only if that pid really lives in our namespace,
     #    so a stale pid file can never make us kill somebody else's process).
@@ -329,7 +351,8 @@ EOF
 }
 
 topo_up() {
-    local prefix=$1
+    local prefix=$1 with_db=0
+    [[ "${2:-}" == --with-db ]] && with_db=1
     _topo_check_prefix "$prefix" || return 2
     if [[ $EUID -ne 0 ]]; then
         _topo_log "must run as root"
@@ -355,6 +378,14 @@ topo_up() {
         topo_down "$prefix"
         return 1
     fi
+    if ((with_db)); then
+        local rc=0
+        (. "$(dirname "${BASH_SOURCE[0]}")/servers.sh" && servers_up "$prefix") || rc=$?
+        if ((rc)); then
+            topo_down "$prefix"
+            return "$rc"
+        fi
+    fi
     echo "$tmp"
 }
 
@@ -362,14 +393,14 @@ topo_up() {
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     set -u
     case "${1:-}" in
-    up)   topo_up "${2:-}" ;;
+    up)   topo_up "${2:-}" "${3:-}" ;;
     down) topo_down "${2:-}" ;;
     env)
         f=$(topo_tmpdir "${2:-}")/topology.env
         if [[ -f "$f" ]]; then echo "$f"; else _topo_log "not up: $f missing"; exit 1; fi
         ;;
     *)
-        echo "usage: $0 up|down|env PREFIX" >&2
+        echo "usage: $0 up PREFIX [--with-db] | down PREFIX | env PREFIX" >&2
         exit 2
         ;;
     esac

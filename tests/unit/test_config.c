@@ -158,7 +158,8 @@ static void test_embedded_default(void **state)
 	assert_int_equal(http->max_message_size, 10 << 20);
 	assert_int_equal(http->max_pending, 64);
 	assert_false(http->send_request);
-	assert_null(cfg_proto_by_name(&c, "mysql"));
+	assert_non_null(cfg_proto_by_name(&c, "mysql"));
+	assert_int_equal(c.nprotos, 8);
 	if (http->ops->config_size)
 		assert_non_null(http->priv);
 	cfg_free(&c);
@@ -218,9 +219,9 @@ static void test_protocol_forms(void **state)
 		"- type: dns\n"
 		"  enabled: false\n"
 		"  ports: [8080]\n" /* disabled: no port conflict */
-		"- type: mysql\n"   /* not decoded yet: skipped with a warning */
-		"  ports: [3306]\n"
-		"  max_rows: 10\n",
+		"- type: amqp\n" /* a Packetbeat protocol hostbeat does not decode: skipped, warned */
+		"  ports: [5672]\n"
+		"  max_body_length: 1000\n",
 		NULL, 0, &c);
 	assert_int_equal(c.nprotos, 2);
 	http = cfg_proto_by_name(&c, "http");

@@ -1,0 +1,14 @@
+# A response without a request (joined mid-stream after ReadyForQuery), then
+# a request that never gets an answer: reported when the transaction timeout
+# passes (at the next request) and at expire().
+<<< raw
+T\x00\x00\x00\x1a\x00\x01x\x00\x00\x00@\x00\x00\x01\x00\x00\x00\x19\xff\xff\xff\xff\xff\xff\x00\x00\
+D\x00\x00\x00\x0b\x00\x01\x00\x00\x00\x011\
+C\x00\x00\x00\x0dSELECT 1\x00\
+Z\x00\x00\x00\x05I\
+>>> raw
+Q\x00\x00\x00\x18select pg_sleep(60)\x00\
+@time +11000
+>>> raw
+Q\x00\x00\x00\x0dselect 2\x00\
+@expire

@@ -1,0 +1,56 @@
+# RESP3 pub/sub: confirmations and messages are > pushes; a normal command is
+# still paired with its reply while pushes arrive around it (client tracking
+# invalidations too).
+>>>
+HELLO 3
+<<<
+%1
+$5
+proto
+:3
+>>>
+*2
+$10
+PSUBSCRIBE
+$3
+ne*
+<<<
+>3
+$10
+psubscribe
+$3
+ne*
+:1
+>4
+$8
+pmessage
+$3
+ne*
+$4
+news
+$2
+hi
+>>>
+*2
+$3
+GET
+$1
+k
+<<<
+>2
+$10
+invalidate
+*1
+$1
+k
+$1
+v
+>4
+$8
+pmessage
+$3
+ne*
+$4
+news
+$2
+yo

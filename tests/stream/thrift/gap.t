@@ -1,0 +1,14 @@
+# Packet loss: inside a string (unframed) the lost bytes are skipped, the string
+# keeps what came before (cut: "..."), the call is noted; parsing goes on.
+# Loss anywhere else in an unframed stream gives up the connection.
+>>>
+\x80\x01\x00\x01\x00\x00\x00\x03put\x00\x00\x00\x01\x0b\x00\x01\x00\x00\x00\x0aab\
+c\
+@gap client 4
+>>>
+hij\x08\x00\x02\x00\x00\x00\x05\x00\
+<<<
+\x80\x01\x00\x02\x00\x00\x00\x03put\x00\x00\x00\x01\x00\
+>>>
+\x80\x01\x00\x01\x00\x00\x00\x03put\x00\x00\x00\x02\x08\x00\
+@gap client 3

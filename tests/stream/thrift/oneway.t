@@ -1,0 +1,14 @@
+# Oneway calls: type 4 is published at once (OK, no response, no server bytes).
+# Old clients send oneway calls as type 1: a call left without a reply when a
+# later call's reply arrives is published as OK without response, before it
+# (Packetbeat: "two requests without reply, assuming the old one is oneway").
+>>>
+\x80\x01\x00\x04\x00\x00\x00\x03zip\x00\x00\x00\x01\x00\
+>>>
+\x80\x01\x00\x01\x00\x00\x00\x03zip\x00\x00\x00\x00\x00\
+>>>
+\x80\x01\x00\x01\x00\x00\x00\x03zip\x00\x00\x00\x00\x00\
+>>>
+\x80\x01\x00\x01\x00\x00\x00\x04ping\x00\x00\x00\x00\x00\
+<<<
+\x80\x01\x00\x02\x00\x00\x00\x04ping\x00\x00\x00\x00\x00\
