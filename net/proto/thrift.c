@@ -69,11 +69,11 @@
 /* The one exported symbol (listed in net/proto/registry.c). */
 extern const struct proto_ops thrift_proto;
 
-#define TH_MAX_DEPTH 64           /* hard ceiling of max_depth (the stack is inline) */
-#define TH_METHOD_CAP 1024        /* hard ceiling of max_method_size */
-#define TH_DEF_STRING_MAX 200     /* Packetbeat string_max_size */
-#define TH_DEF_COLLECTION_MAX 15  /* Packetbeat collection_max_size */
-#define TH_DEF_DROP_AFTER 500     /* Packetbeat drop_after_n_struct_fields */
+#define TH_MAX_DEPTH 64          /* hard ceiling of max_depth (the stack is inline) */
+#define TH_METHOD_CAP 1024       /* hard ceiling of max_method_size */
+#define TH_DEF_STRING_MAX 200    /* Packetbeat string_max_size */
+#define TH_DEF_COLLECTION_MAX 15 /* Packetbeat collection_max_size */
+#define TH_DEF_DROP_AFTER 500    /* Packetbeat drop_after_n_struct_fields */
 #define TH_DEF_DEPTH 32
 #define TH_DEF_METHOD 255
 #define TH_DEF_FRAME (16u << 20)
@@ -235,8 +235,8 @@ struct th_pending {
 struct thrift_conn {
 	const struct thrift_config *tc; /* = &cfgv */
 	struct thrift_config cfgv;      /* borrowed strings/lists of cfg_proto.priv */
-	int force_framed; /* -1 detect, 0 unframed, 1 framed */
-	int force_wire;   /* -1 detect, else enum th_wire */
+	int force_framed;               /* -1 detect, 0 unframed, 1 framed */
+	int force_wire;                 /* -1 detect, else enum th_wire */
 	size_t max_msg;
 	uint64_t timeout;
 	bool send_request, send_response;
@@ -525,8 +525,8 @@ static enum th_type binary_type(uint8_t t)
 static enum th_type compact_type(uint8_t t)
 {
 	static const uint8_t map[16] = {
-	    T_INVALID, T_BOOL,   T_BOOL, T_BYTE, T_I16,    T_I32,  T_I64,     T_DOUBLE,
-	    T_STRING,  T_LIST,   T_SET,  T_MAP,  T_STRUCT, T_UUID, T_INVALID, T_INVALID,
+	    T_INVALID, T_BOOL, T_BOOL, T_BYTE, T_I16,    T_I32,  T_I64,     T_DOUBLE,
+	    T_STRING,  T_LIST, T_SET,  T_MAP,  T_STRUCT, T_UUID, T_INVALID, T_INVALID,
 	};
 
 	return (enum th_type)map[t & 15];
@@ -947,8 +947,8 @@ static enum step read_header(struct thrift_conn *c, struct th_dir *d, struct cur
 
 /* ---- body ----------------------------------------------------------------------------- */
 
-static enum step push(struct thrift_conn *c, struct th_dir *d, enum th_level_kind kind,
-		      uint8_t t1, uint8_t t2, uint64_t n, bool muted)
+static enum step push(struct thrift_conn *c, struct th_dir *d, enum th_level_kind kind, uint8_t t1,
+		      uint8_t t2, uint64_t n, bool muted)
 {
 	struct th_level *lv;
 

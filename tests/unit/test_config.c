@@ -205,24 +205,25 @@ static void test_protocol_forms(void **state)
 	assert_same_config("packetbeat.protocols:\n  dns: {}\n",
 			   "packetbeat.protocols:\n- type: dns\n");
 
-	load_ok("packetbeat.protocols:\n"
-		"- type: http\n"
-		"  ports: 8080\n"
-		"  max_message_size: 1024\n"
-		"  max_pending: 8\n"
-		"  send_request: yes\n"
-		"  fields: {env: prod}\n"
-		"  processors:\n"
-		"  - drop_fields: {fields: [a]}\n"
-		"  tags: [web]\n"
-		"  index: x\n"
-		"- type: dns\n"
-		"  enabled: false\n"
-		"  ports: [8080]\n" /* disabled: no port conflict */
-		"- type: amqp\n" /* a Packetbeat protocol hostbeat does not decode: skipped, warned */
-		"  ports: [5672]\n"
-		"  max_body_length: 1000\n",
-		NULL, 0, &c);
+	load_ok(
+	    "packetbeat.protocols:\n"
+	    "- type: http\n"
+	    "  ports: 8080\n"
+	    "  max_message_size: 1024\n"
+	    "  max_pending: 8\n"
+	    "  send_request: yes\n"
+	    "  fields: {env: prod}\n"
+	    "  processors:\n"
+	    "  - drop_fields: {fields: [a]}\n"
+	    "  tags: [web]\n"
+	    "  index: x\n"
+	    "- type: dns\n"
+	    "  enabled: false\n"
+	    "  ports: [8080]\n" /* disabled: no port conflict */
+	    "- type: amqp\n" /* a Packetbeat protocol hostbeat does not decode: skipped, warned */
+	    "  ports: [5672]\n"
+	    "  max_body_length: 1000\n",
+	    NULL, 0, &c);
 	assert_int_equal(c.nprotos, 2);
 	http = cfg_proto_by_name(&c, "http");
 	dns = cfg_proto_by_name(&c, "dns");

@@ -434,9 +434,14 @@ static void test_doubles(void **state)
 		double v;
 		const char *want;
 	} cases[] = {
-	    {0.1, "0.1"},        {-0.0, "-0"},          {1e21, "1000000000000000000000"},
-	    {1e-7, "0.0000001"}, {123456.789, "123456.789"}, {2.5, "2.5"},
-	    {1.0 / 3, "0.3333333333333333"},              {1e-5, "0.00001"},
+	    {0.1, "0.1"},
+	    {-0.0, "-0"},
+	    {1e21, "1000000000000000000000"},
+	    {1e-7, "0.0000001"},
+	    {123456.789, "123456.789"},
+	    {2.5, "2.5"},
+	    {1.0 / 3, "0.3333333333333333"},
+	    {1e-5, "0.00001"},
 	};
 	struct fx *f = *state;
 	struct mb m;
@@ -476,13 +481,13 @@ static void test_compact(void **state)
 
 	m.n = 0;
 	chdr(&m, "c", 1, 300);
-	u8(&m, 0x15); /* id 1, i32 */
-	varint(&m, 3); /* zigzag -2 */
-	u8(&m, 0x16); /* id 2, i64 */
+	u8(&m, 0x15);     /* id 1, i32 */
+	varint(&m, 3);    /* zigzag -2 */
+	u8(&m, 0x16);     /* id 2, i64 */
 	varint(&m, 2468); /* 1234 */
-	u8(&m, 0x11); /* id 3, bool true */
-	u8(&m, 0x12); /* id 4, bool false */
-	u8(&m, 0x17); /* id 5, double (LE) */
+	u8(&m, 0x11);     /* id 3, bool true */
+	u8(&m, 0x12);     /* id 4, bool false */
+	u8(&m, 0x17);     /* id 5, double (LE) */
 	memcpy(&bits, &dv, 8);
 	for (int i = 0; i < 8; i++)
 		u8(&m, (unsigned)(bits >> (8 * i)) & 0xff);
@@ -498,7 +503,7 @@ static void test_compact(void **state)
 	u8(&m, 0x84);
 	cstr(&m, "k");
 	varint(&m, 5); /* -3 */
-	u8(&m, 0x1b); /* id 103, empty map */
+	u8(&m, 0x1b);  /* id 103, empty map */
 	u8(&m, 0);
 	u8(&m, 0x1a); /* id 104, set<i8> long form: 15 elements */
 	u8(&m, 0xf3);
@@ -1077,11 +1082,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_oneway, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_seqid_pairing, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_pending_cap_and_timeout, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_string_and_collection_caps, fx_setup,
-					    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_string_and_collection_caps, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_streaming_large_string, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_rendered_cap_and_send_caps, fx_setup,
-					    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_rendered_cap_and_send_caps, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_depth_fields_and_method_limits, fx_setup,
 					    fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_frame_over_limit, fx_setup, fx_teardown),
