@@ -99,15 +99,26 @@ asan-suite: $(BUILD)/hostbeat
 $(BUILD)/hostbeat: $(BUILD)/core/main.o $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-# libFuzzer harnesses (clang-14). fuzz-NAME runs one for FUZZ_SECONDS (default 60).
+# libFuzzer harnesses (clang-14). The library is compiled once with coverage
+# instrumentation (fuzzer-no-link) and shared by every harness. fuzz-NAME runs one
+# for FUZZ_SECONDS (default 60).
 FUZZ_BUILD := build-fuzz
-FUZZ_FLAGS := $(CSTD) -O1 -g -Iinclude -I. -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer \
+FUZZ_SAN   := -fsanitize=address,undefined -fno-omit-frame-pointer
+FUZZ_FLAGS := $(CSTD) -O1 -g -Iinclude -I. $(FUZZ_SAN) -DHB_FUZZ \
               $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-FUZZ_LIBSRC := $(LIB_SRC)
+FUZZ_OBJ   := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_LIB   := $(FUZZ_BUILD)/libhostbeat-fuzz.a
 
-$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIBSRC)
+$(FUZZ_BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CLANG) $(FUZZ_FLAGS) -DHB_FUZZ -o $@ $< $(FUZZ_LIBSRC) $(LDLIBS)
+	$(CLANG) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(FUZZ_LIB): $(FUZZ_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
+	$(CLANG) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB) $(LDLIBS)
 
 $(FUZZ_NAMES:%=fuzz-%): fuzz-%: $(FUZZ_BUILD)/fuzz_%
 	@mkdir -p $(FUZZ_BUILD)/corpus-$*
@@ -140,4 +151,4 @@ format-check:
 clean:
 	rm -rf build build-asan build-fuzz hostbeat
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/core/main.d
+-include $(LIB_OBJ:.o=.d) $(BUILD)/core/main.d $(FUZZ_OBJ:.o=.d)
