@@ -34,6 +34,12 @@
  * the command it answers. A response's first sequence id must be the request's last + 1,
  * each further packet's the previous + 1; mismatches are counted (mysql.seq_mismatches).
  *
+ * Prepared statements (per connection, max_statements, LRU, statement_timeout) keep
+ * the SQL text, parameter types and the result metadata of the PREPARE response (path,
+ * column names, column types), refreshed by every EXECUTE result that carries column
+ * definitions; MariaDB's metadata cache (MARIADB_CLIENT_CACHE_METADATA) sends EXECUTE
+ * results without them, which then get path, names and binary-row types from there.
+ *
  * Connection phase: the greeting and handshake response record the capability flags
  * (CLIENT_DEPRECATE_EOF, CLIENT_QUERY_ATTRIBUTES, CLIENT_COMPRESS/ZSTD, CLIENT_SSL) and the
  * initial database; authentication (auth switch, more data) is skipped until the
@@ -77,6 +83,7 @@ extern const struct proto_ops mysql_proto;
 #define MY_MAX_TYPED 256   /* columns whose binary type is remembered (binary rows) */
 #define MY_MAX_PARAMS 1024 /* statement parameters whose types are remembered */
 #define MY_MAX_PATH 1024   /* bytes of "db.table, db.table" kept */
+#define MY_MAX_HEADER 4096 /* bytes of a statement's column-name line remembered */
 #define MY_MAX_DB 64       /* MySQL identifiers are at most 64 characters */
 #define MY_MAX_STMT_TEXT (64u << 10)
 #define MY_KEEP_BUF (64u << 10) /* buffers above this are freed after use */
@@ -257,6 +264,7 @@ struct my_resp {
 	uint64_t ndefs;      /* definitions still to come in this block */
 	uint64_t prep_ncols; /* PREPARE: columns after the parameters */
 	uint64_t num_fields, num_rows, rendered;
+	uint64_t defs_named; /* column definitions of this set whose names parsed (path) */
 	uint64_t affected, insert_id;
 	uint32_t prep_id;
 	uint16_t prep_nparams;
@@ -289,6 +297,17 @@ struct my_stmt {
 	char *text; /* owned, may be NULL */
 	uint32_t text_len;
 	uint8_t *types; /* 2 * min(nparams, MY_MAX_PARAMS) bytes when have_types, owned */
+	/* The result metadata of the PREPARE response (refreshed by every EXECUTE result
+	 * that carries column definitions), used when MariaDB's metadata cache makes an
+	 * EXECUTE result skip its definitions. Valid for results of ncols columns. */
+	bool have_cols; /* cols holds every column's type */
+	uint16_t ncols; /* columns of the remembered result (0: nothing remembered) */
+	uint8_t *cols;  /* cols_len (2 * ncols) bytes: type, unsigned flag; owned */
+	uint16_t cols_len;
+	char *path; /* "db.table, ..." of those columns, owned, may be NULL */
+	uint16_t path_len;
+	char *hdr; /* the `response` line of column names (send_response), owned */
+	uint16_t hdr_len;
 };
 
 struct my_conn {
@@ -538,6 +557,9 @@ static void stmt_clear(struct my_stmt *s)
 {
 	hb_free(s->text);
 	hb_free(s->types);
+	hb_free(s->cols);
+	hb_free(s->path);
+	hb_free(s->hdr);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -561,15 +583,15 @@ static struct my_stmt *stmt_find(struct my_conn *c, uint32_t id, uint64_t now)
 	return NULL;
 }
 
-static void stmt_add(struct my_conn *c, uint32_t id, uint16_t nparams, const char *text, size_t len,
-		     uint64_t now)
+static struct my_stmt *stmt_add(struct my_conn *c, uint32_t id, uint16_t nparams, const char *text,
+				size_t len, uint64_t now)
 {
 	struct my_stmt *s = NULL;
 
 	if (!c->stmts) {
 		c->stmts = hb_calloc(c->nstmts_cap, sizeof(*c->stmts));
 		if (!c->stmts)
-			return;
+			return NULL;
 	}
 	for (size_t i = 0; i < c->nstmts_cap; i++) {
 		struct my_stmt *t = &c->stmts[i];
@@ -603,6 +625,115 @@ static void stmt_add(struct my_conn *c, uint32_t id, uint16_t nparams, const cha
 		}
 	}
 	c->last_stmt = id;
+	return s;
+}
+
+/* The statement `id` (0xffffffff: the one prepared last) without touching its age. */
+static struct my_stmt *stmt_peek(struct my_conn *c, uint32_t id)
+{
+	if (id == 0xffffffffu)
+		id = c->last_stmt;
+	for (size_t i = 0; c->stmts && i < c->nstmts_cap; i++)
+		if (c->stmts[i].used && c->stmts[i].id == id)
+			return &c->stmts[i];
+	return NULL;
+}
+
+/* Keep n bytes of p in *dst (reallocated only when the size changes). */
+static bool keep_bytes(void **dst, size_t *have, const void *p, size_t n)
+{
+	if (n != *have) {
+		void *b = n ? hb_realloc(*dst, n) : NULL;
+
+		if (n && !b)
+			return false;
+		if (!n)
+			hb_free(*dst);
+		*dst = b;
+		*have = n;
+	}
+	if (n)
+		memcpy(*dst, p, n);
+	return true;
+}
+
+/* Remember the column definitions of the current response (PREPARE, or an EXECUTE
+ * result carrying them: the newest win) for results that skip them. Only a complete
+ * set is kept: path when every definition's names parsed, types when every type did. */
+static void stmt_remember_cols(struct my_conn *c, struct my_stmt *st)
+{
+	const struct my_resp *rs = &c->rs;
+	uint8_t tmp[2 * MY_MAX_TYPED];
+	size_t have;
+	void *p;
+
+	if (!st)
+		return;
+	st->ncols = 0; /* until the new set is known complete */
+	st->have_cols = false;
+	if (rs->gap_lost || !rs->num_fields || rs->num_fields > MY_MAX_TYPED ||
+	    rs->defs_named != rs->num_fields)
+		return;
+	have = st->path_len;
+	p = st->path;
+	if (!keep_bytes(&p, &have, c->path.p, c->path.err ? 0 : c->path.len))
+		return;
+	st->path = p;
+	st->path_len = (uint16_t)have;
+	st->ncols = (uint16_t)rs->num_fields;
+	if (!rs->types_ok || rs->ntypes != rs->num_fields)
+		return;
+	for (unsigned i = 0; i < rs->ntypes; i++) {
+		tmp[2 * i] = rs->types[i];
+		tmp[2 * i + 1] = rs->uns[i];
+	}
+	have = st->cols_len;
+	p = st->cols;
+	if (!keep_bytes(&p, &have, tmp, 2u * rs->ntypes))
+		return;
+	st->cols = p;
+	st->cols_len = (uint16_t)have;
+	if (c->send_response) {
+		/* rows are rendered only under their complete column-name line */
+		size_t n = c->csv.len;
+
+		if (n && c->csv.p[n - 1] == '\n')
+			n--;
+		if (c->csv.err || rs->csv_full || n > MY_MAX_HEADER)
+			return;
+		have = st->hdr_len;
+		p = st->hdr;
+		if (!keep_bytes(&p, &have, c->csv.p, n))
+			return;
+		st->hdr = p;
+		st->hdr_len = (uint16_t)have;
+	}
+	st->have_cols = true;
+}
+
+/* An EXECUTE result of n columns without definitions (metadata cached): the
+ * statement's remembered path and column types, when they describe n columns. */
+static void stmt_recall_cols(struct my_conn *c, uint64_t n)
+{
+	struct my_resp *rs = &c->rs;
+	const struct my_stmt *st = stmt_peek(c, rs->req.stmt_id);
+
+	if (!st || !st->ncols || st->ncols != n)
+		return;
+	if (st->path_len)
+		strbuf_append(&c->path, st->path, st->path_len);
+	if (!st->have_cols || st->cols_len != 2u * n)
+		return;
+	if (c->send_response) {
+		strbuf_append(&c->csv, st->hdr, st->hdr_len);
+		csv_eol(c);
+	}
+	for (size_t i = 0; i < n; i++) {
+		rs->types[i] = st->cols[2 * i];
+		rs->uns[i] = st->cols[2 * i + 1];
+	}
+	rs->ntypes = (unsigned)n;
+	rs->types_ok = true;
 }
 
 static void stmt_close(struct my_conn *c, uint32_t id)
@@ -1350,8 +1481,10 @@ static void resp_finish(struct my_conn *c, struct proto_ctx *ctx, const char *no
 	if (ok && rs->req.cmd == COM_STMT_PREPARE && !rs->unmatched) {
 		const struct ev_field *q = ev ? ev_find(ev, "query") : NULL;
 
-		stmt_add(c, rs->prep_id, rs->prep_nparams, q ? q->v.s.p : NULL, q ? q->v.s.len : 0,
-			 ctx->ts);
+		struct my_stmt *st = stmt_add(c, rs->prep_id, rs->prep_nparams, q ? q->v.s.p : NULL,
+					      q ? q->v.s.len : 0, ctx->ts);
+
+		stmt_remember_cols(c, st);
 	}
 	if (rs->req.cmd == COM_RESET_CONNECTION || rs->req.cmd == COM_CHANGE_USER) {
 		for (size_t i = 0; c->stmts && i < c->nstmts_cap; i++)
@@ -1362,13 +1495,13 @@ static void resp_finish(struct my_conn *c, struct proto_ctx *ctx, const char *no
 		ev_set_uint(ev, "mysql.insert_id", rs->insert_id);
 		ev_set_uint(ev, "mysql.num_rows", rs->num_rows);
 		ev_set_uint(ev, "mysql.num_fields", rs->num_fields);
-		if (c->path.len && !c->path.err) {
+		if (c->path.len && !c->path.err && rs->req.cmd != COM_STMT_PREPARE) {
 			ev_remove(ev, "path");
 			ev_set_str(ev, "path", c->path.p, c->path.len);
 		}
 		if (c->send_response)
 			ev_set_str(ev, "response", c->csv.p ? c->csv.p : "",
-				   c->csv.err ? 0 : c->csv.len);
+				   c->csv.err || rs->req.cmd == COM_STMT_PREPARE ? 0 : c->csv.len);
 		ev->server_bytes = rs->bytes;
 		ev->has_server_bytes = true;
 		if (rs->gap_lost)
@@ -1478,11 +1611,13 @@ static void column_def(struct my_conn *c, const uint8_t *h, size_t hn)
 		rs->types_ok = false;
 		return;
 	}
-	if (!rs->first_set_done) {
-		/* Packetbeat's path: distinct "schema.table" of the columns, ", "-joined */
+	if (!rs->first_set_done || rs->req.cmd == COM_STMT_PREPARE) {
+		/* Packetbeat's path: distinct "schema.table" of the columns, ", "-joined
+		 * (a PREPARE's is only remembered for its EXECUTEs, not published) */
 		if (ntable)
 			path_add(c, schema, nschema, table, ntable);
-		if (c->send_response)
+		rs->defs_named++;
+		if (c->send_response) /* a PREPARE's names are remembered, not published */
 			csv_field(c, name, nname, rs->num_fields - rs->ndefs == 0, false);
 	}
 	{
@@ -1610,6 +1745,8 @@ static void defs_done(struct my_conn *c)
 {
 	if (!c->rs.first_set_done && c->send_response && c->rs.num_fields)
 		csv_eol(c);
+	if (!c->rs.first_set_done && c->rs.req.cmd == COM_STMT_EXECUTE && !c->rs.unmatched)
+		stmt_remember_cols(c, stmt_peek(c, c->rs.req.stmt_id)); /* newest win */
 	c->rs.st = c->eofm == EOFM_DEPRECATED ? RS_ROWS : RS_DEFS_EOF;
 }
 
@@ -1648,6 +1785,7 @@ static void first_packet(struct my_conn *c, const uint8_t *h, size_t hn, uint32_
 		rs->prep_nparams = cur_le16(&cu);
 		rs->num_fields = rs->prep_ncols;
 		rs->first_set_done = true; /* the definitions are not a result */
+		rs->types_ok = true;       /* column types are remembered for EXECUTE */
 		if (rs->prep_nparams) {
 			rs->st = RS_PREP_PARAMS;
 			rs->ndefs = rs->prep_nparams;
@@ -1690,13 +1828,18 @@ static void first_packet(struct my_conn *c, const uint8_t *h, size_t hn, uint32_
 		if (!rs->first_set_done) {
 			rs->num_fields = n;
 			rs->ntypes = 0;
+			rs->defs_named = 0;
 			rs->types_ok = true;
 		}
 		/* MariaDB metadata caching (MARIADB_CLIENT_CACHE_METADATA): one more byte
 		 * says whether definitions follow; without them the EOF (classic) or the
-		 * rows come next. Rows are then counted, not rendered (types unknown). */
+		 * rows come next. The statement's remembered metadata (PREPARE response or
+		 * the last EXECUTE result with definitions) then gives path and the types
+		 * of the binary rows; without it rows are counted, not rendered. */
 		if (len == cu.off + 1 && cur_u8(&cu) == 0) {
 			rs->types_ok = false;
+			if (cmd == COM_STMT_EXECUTE && !rs->first_set_done)
+				stmt_recall_cols(c, n);
 			rs->st = c->eofm == EOFM_DEPRECATED ? RS_ROWS : RS_DEFS_EOF;
 			return;
 		}
@@ -1782,6 +1925,8 @@ static void response_packet(struct my_conn *c, const uint8_t *h, size_t hn, uint
 			rs->finish = true;
 			return;
 		}
+		if (rs->st == RS_PREP_COLS)
+			column_def(c, h, hn); /* remembered for the EXECUTEs */
 		if (--rs->ndefs)
 			return;
 		rs->st = RS_PREP_EOF;

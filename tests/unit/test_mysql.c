@@ -685,6 +685,104 @@ static void test_prepare_execute(void **state)
 	free(e.b);
 }
 
+/* MariaDB metadata cache: an EXECUTE result without column definitions
+ * (metadata_follows = 0) takes path, column names and types from the statement's
+ * PREPARE response; an EXECUTE result with definitions wins and refreshes them. */
+static void exec_stmt(struct fx *f, struct pb *p, uint32_t id)
+{
+	pkt_raw(p, 0, "\x17\0\0\0\0\x00\x01\x00\x00\x00", 10);
+	p->b[p->len - 9] = (uint8_t)id;
+	feed_pb(f, DIR_TO_SERVER, p);
+}
+
+static void test_metadata_cache_remembered(void **state)
+{
+	struct fx *f = *state;
+	struct pb p = {0};
+	const char skip[2] = {2, 0}, follow[2] = {2, 1};
+
+	f->cfg.send_response = true;
+	pkt_raw(&p, 0, "\x16SELECT a, b FROM db.t", 22);
+	feed_pb(f, DIR_TO_SERVER, &p);
+	pkt_raw(&p, 1, "\x00\x07\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00", 12);
+	coldef(&p, 2, "db", "t", "a", 0xfd, 0);
+	coldef(&p, 3, "db", "t", "b", 3, 0);
+	eof_pkt(&p, 4, 2);
+	feed_pb(f, DIR_TO_CLIENT, &p);
+	assert_int_equal(f->nev, 1);
+	assert_null(ev_find(f->ev[0], "path")); /* a PREPARE's tables are not its path */
+	assert_str(f->ev[0], "response", "");
+	/* metadata skipped: the PREPARE's */
+	exec_stmt(f, &p, 7);
+	pkt_raw(&p, 1, skip, 2);
+	eof_pkt(&p, 2, 2);
+	pkt_raw(&p, 3, "\x00\x00\x03xyz\xfb\xff\xff\xff", 10); /* 'xyz', -5 */
+	eof_pkt(&p, 4, 2);
+	feed_pb(f, DIR_TO_CLIENT, &p);
+	assert_int_equal(f->nev, 2);
+	assert_str(f->ev[1], "query", "SELECT a, b FROM db.t");
+	assert_str(f->ev[1], "path", "db.t");
+	assert_str(f->ev[1], "response", "a,b\nxyz,-5\n");
+	assert_uint(f->ev[1], "mysql.num_rows", 1);
+	/* definitions sent: they win (db.u, b unsigned LONGLONG) and are remembered */
+	exec_stmt(f, &p, 7);
+	pkt_raw(&p, 1, follow, 2);
+	coldef(&p, 2, "db", "u", "a", 0xfd, 0);
+	coldef(&p, 3, "db", "u", "c", 8, 0x20);
+	eof_pkt(&p, 4, 2);
+	pkt_raw(&p, 5, "\x00\x00\x01q\xff\xff\xff\xff\xff\xff\xff\xff", 12);
+	eof_pkt(&p, 6, 2);
+	feed_pb(f, DIR_TO_CLIENT, &p);
+	assert_int_equal(f->nev, 3);
+	assert_str(f->ev[2], "path", "db.u");
+	assert_str(f->ev[2], "response", "a,c\nq,18446744073709551615\n");
+	exec_stmt(f, &p, 7);
+	pkt_raw(&p, 1, skip, 2);
+	eof_pkt(&p, 2, 2);
+	pkt_raw(&p, 3, "\x00\x08\x01r", 4); /* 'r', NULL */
+	pkt_raw(&p, 4, "\x00\x00\x01s\x02\x00\x00\x00\x00\x00\x00\x00", 12);
+	eof_pkt(&p, 5, 2);
+	feed_pb(f, DIR_TO_CLIENT, &p);
+	assert_int_equal(f->nev, 4);
+	assert_str(f->ev[3], "path", "db.u");
+	assert_str(f->ev[3], "response", "a,c\nr,NULL\ns,2\n");
+	assert_uint(f->ev[3], "mysql.num_rows", 2);
+	/* another column count than remembered, or an unknown statement: counted only */
+	exec_stmt(f, &p, 7);
+	pkt_raw(&p, 1, "\x01\x00", 2);
+	eof_pkt(&p, 2, 2);
+	pkt_raw(&p, 3, "\x00\x00\x01t", 4);
+	eof_pkt(&p, 4, 2);
+	feed_pb(f, DIR_TO_CLIENT, &p);
+	exec_stmt(f, &p, 9);
+	pkt_raw(&p, 1, skip, 2);
+	eof_pkt(&p, 2, 2);
+	pkt_raw(&p, 3, "\x00\x00\x01s\x02\x00\x00\x00\x00\x00\x00\x00", 12);
+	eof_pkt(&p, 4, 2);
+	feed_pb(f, DIR_TO_CLIENT, &p);
+	assert_int_equal(f->nev, 6);
+	for (size_t i = 4; i < 6; i++) {
+		assert_null(ev_find(f->ev[i], "path"));
+		assert_str(f->ev[i], "response", "");
+		assert_uint(f->ev[i], "mysql.num_rows", 1);
+	}
+	/* COM_RESET_CONNECTION forgets the statement and its metadata */
+	pkt_raw(&p, 0, "\x1f", 1);
+	feed_pb(f, DIR_TO_SERVER, &p);
+	ok_pkt(&p, 1, 0, 0, 0, 2);
+	feed_pb(f, DIR_TO_CLIENT, &p);
+	exec_stmt(f, &p, 7);
+	pkt_raw(&p, 1, skip, 2);
+	eof_pkt(&p, 2, 2);
+	pkt_raw(&p, 3, "\x00\x00\x01s\x02\x00\x00\x00\x00\x00\x00\x00", 12);
+	eof_pkt(&p, 4, 2);
+	feed_pb(f, DIR_TO_CLIENT, &p);
+	assert_int_equal(f->nev, 7);
+	assert_null(ev_find(f->ev[6], "path"));
+	assert_note(f->ev[6], "The actual query being used is unknown");
+	free(p.b);
+}
+
 static void test_seq_mismatch_counted(void **state)
 {
 	struct fx *f = *state;
@@ -1020,6 +1118,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_compressed_detected_midstream, fx_setup,
 					    fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_prepare_execute, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_metadata_cache_remembered, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_seq_mismatch_counted, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_unmatched_both_ways, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_timeout_and_pending_cap, fx_setup, fx_teardown),

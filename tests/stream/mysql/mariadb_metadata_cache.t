@@ -1,8 +1,9 @@
 # MariaDB 10.6+ with MARIADB_CLIENT_CACHE_METADATA (as in a real 10.11 session):
 # the EXECUTE result announces its columns with metadata_follows = 0 and sends no
-# definitions, but still the classic EOF; rows are counted (not rendered: no types).
+# definitions, but still the classic EOF. path, column names and the binary rows'
+# types come from the PREPARE response's column definitions, remembered per statement.
 @set send_response=true
-@set statement_timeout=3600000
+@set statement_timeout=1h
 >>> raw
 )\x00\x00\x00\x16SELECT name, qty FROM items WHERE id = ?\
 <<< raw
