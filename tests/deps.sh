@@ -6,8 +6,9 @@
 # tests/integration/servers.sh, which runs private instances inside network
 # namespaces.  Installing them must not start them on the real host: for the install
 # a /usr/sbin/policy-rc.d that exits 101 is put in place (only if there is none; ours
-# is removed again by the trap), and afterwards any daemon of those packages that
-# runs in the root network namespace anyway is stopped.  Nothing is disabled.
+# is removed again by the trap), and afterwards a daemon of those packages that the
+# install started anyway in the root network namespace is stopped. Daemons that were
+# running before (a user's own database) are never touched. Nothing is disabled.
 set -euo pipefail
 
 build=(build-essential pkg-config libpcap-dev libproc2-dev libcurl4-openssl-dev libjson-c-dev
@@ -29,13 +30,27 @@ for p in "${build[@]}" "${test[@]}"; do
 	[[ $status == "install ok installed" ]] || missing+=("$p")
 done
 
-# Stop package daemons running in the root network namespace (never the private
-# instances of a test run, which live in their own namespaces).
-stop_host_daemons() {
-	local self_ns pid ns name stopped=()
+# PIDs of the package daemons running now in the root network namespace (never the
+# private instances of a test run, which live in their own namespaces).
+host_daemon_pids() {
+	local self_ns pid ns name
 	self_ns=$(readlink /proc/1/ns/net 2>/dev/null || readlink /proc/self/ns/net)
 	for name in "${daemons[@]}"; do
 		for pid in $(pgrep -x "$name" 2>/dev/null || true); do
+			ns=$(readlink "/proc/$pid/ns/net" 2>/dev/null || true)
+			[[ -n "$ns" && "$ns" == "$self_ns" ]] && echo "$pid"
+		done
+	done
+	return 0
+}
+
+# Stop the package daemons that were not running before the install ($1: those PIDs).
+stop_host_daemons() {
+	local before=" $1 " self_ns pid ns name stopped=()
+	self_ns=$(readlink /proc/1/ns/net 2>/dev/null || readlink /proc/self/ns/net)
+	for name in "${daemons[@]}"; do
+		for pid in $(pgrep -x "$name" 2>/dev/null || true); do
+			[[ $before == *" $pid "* ]] && continue
 			ns=$(readlink "/proc/$pid/ns/net" 2>/dev/null || true)
 			[[ -n "$ns" && "$ns" == "$self_ns" ]] || continue
 			kill -TERM "$pid" 2>/dev/null && stopped+=("$name[$pid]")
@@ -48,6 +63,7 @@ stop_host_daemons() {
 		local alive=0
 		for name in "${daemons[@]}"; do
 			for pid in $(pgrep -x "$name" 2>/dev/null || true); do
+				[[ $before == *" $pid "* ]] && continue
 				ns=$(readlink "/proc/$pid/ns/net" 2>/dev/null || true)
 				[[ "$ns" == "$self_ns" ]] && alive=1
 			done
@@ -60,7 +76,6 @@ stop_host_daemons() {
 
 if ((${#missing[@]} == 0)); then
 	echo "deps: all ${#build[@]}+${#test[@]} packages present"
-	[[ $(id -u) -ne 0 ]] || stop_host_daemons
 	exit 0
 fi
 echo "deps: installing ${missing[*]}"
@@ -86,8 +101,9 @@ if [[ ! -e "$POLICY" ]]; then
 	our_policy=1
 fi
 
+running_before=$(host_daemon_pids | tr '\n' ' ')
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-stop_host_daemons
+stop_host_daemons "$running_before"
 echo "deps: installed ${#missing[@]} packages"
