@@ -81,11 +81,16 @@ awk -v hw="$hb_wall" -v tw="$ts_wall" -v dw="$td_wall" -v hc="$hb_cpu" -v p="$pa
 	printf "hostbeat packets per CPU-second: %.0f\n", p/hc }'
 echo "hostbeat events written: $hb_events, transactions decoded: ${hb_txn:-0} (ground truth: $txns)"
 echo
-echo "per protocol (hostbeat, same run): transactions decoded / ground truth, transactions/s"
-summary=$(grep "\[summary\]" "$out/hb.log" | tail -n 1)
+echo "per protocol: hostbeat with only that protocol enabled (same file, one core)"
+printf '  %-9s %9s %9s %8s %12s\n' protocol decoded truth cpu_s txn/s
 while read -r proto n; do
 	[[ $proto == packets ]] && continue
-	got=$(grep -oE " $proto=[0-9]+" <<<"$summary" | cut -d= -f2)
-	awk -v p="$proto" -v g="${got:-0}" -v n="$n" -v w="$hb_wall" \
-		'BEGIN{printf "  %-9s %7d / %-7d %10.0f/s\n", p, g, n, g/w}'
+	sed -n '1,3p' "$out/bench.yml" >"$out/one.yml"
+	grep -F -- "- {type: $proto," "$out/bench.yml" >>"$out/one.yml"
+	sed -n '/^output.file:/,$p' "$out/bench.yml" >>"$out/one.yml"
+	read -r w c _ < <(RUNS=1 measure ./hostbeat -c "$out/one.yml" -t -I "$PCAP")
+	./hostbeat -c "$out/one.yml" -t -N -I "$PCAP" -e -E logging.level=info 2>"$out/one.log" >/dev/null
+	got=$(grep "\[summary\]" "$out/one.log" | grep -oE " $proto=[0-9]+" | tail -n 1 | cut -d= -f2)
+	awk -v p="$proto" -v g="${got:-0}" -v n="$n" -v w="$w" -v c="$c" \
+		'BEGIN{printf "  %-9s %9d %9d %8.2f %12.0f\n", p, g, n, c, g/w}'
 done <"$PCAP.truth"
