@@ -25,6 +25,7 @@
 #include "hostbeat/mem.h"
 #include "hostbeat/metrics.h"
 #include "hostbeat/proto.h"
+#include "net/community_id.h"
 #include "net/tcp_stream.h"
 
 #define FLOW_NIL UINT32_MAX
@@ -368,6 +369,11 @@ static struct flow *flow_create(struct flow_table *t, const struct packet *pkt,
 	f->info.transport = pkt->ip_proto;
 	f->info.iface = pkt->iface;
 	f->info.cfg = sl->cfg;
+	/* network.community_id is a property of the connection: hash it once here
+	 * rather than once per transaction event (txn_init_event copies it). */
+	if (community_id_v1(&f->info.client_ip, &f->info.server_ip, f->info.client_port,
+			    f->info.server_port, f->info.transport, 0, f->info.community_id) != 0)
+		f->info.community_id[0] = '\0';
 	conn = sl->cfg->ops->conn_new(&f->info);
 	if (!conn) {
 		metric_inc(t->conn_new_failed);

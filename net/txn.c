@@ -19,6 +19,7 @@ void txn_init_event(struct event *ev, const struct conn_info *conn, uint64_t sta
 	ev->client_port = conn->client_port;
 	ev->server_port = conn->server_port;
 	ev->iface = conn->iface;
+	memcpy(ev->community_id, conn->community_id, sizeof(ev->community_id));
 	ev->ts = start_ns;
 	ev->start_ns = start_ns;
 	ev->status = EV_STATUS_OK;

@@ -48,6 +48,8 @@
 #define TS_LEN 32
 #define SET_SCAN_MAX 64 /* related.* dedupe looks at the first 64 elements (bounded work) */
 
+_Static_assert(EV_COMMUNITY_ID_LEN == COMMUNITY_ID_LEN, "event.h community_id size");
+
 /* One value to write: a field of the event or a derived one, with its order.
  * pfx = the first 8 key bytes ('.' mapped to 1) big-endian: most comparisons end
  * with one integer compare. */
@@ -295,9 +297,11 @@ static void env_build(struct env *v, const struct event *ev, const struct encode
 		env_str(v, "metricset.name", dot + 1);
 	if (cbytes && sbytes)
 		env_uint(v, "network.bytes", ev->client_bytes + ev->server_bytes);
-	if (tname && v->cip_len && v->sip_len &&
-	    community_id_v1(&ev->client_ip, &ev->server_ip, ev->client_port, ev->server_port,
-			    ev->transport, 0, v->cid) == 0)
+	if (tname && v->cip_len && v->sip_len && ev->community_id[0])
+		env_str(v, "network.community_id", ev->community_id);
+	else if (tname && v->cip_len && v->sip_len &&
+		 community_id_v1(&ev->client_ip, &ev->server_ip, ev->client_port, ev->server_port,
+				 ev->transport, 0, v->cid) == 0)
 		env_str(v, "network.community_id", v->cid);
 	if (tx)
 		env_str(v, "network.protocol", ev->dataset);
@@ -486,6 +490,19 @@ static inline bool plain_byte(uint8_t c)
 	return plain_tbl[c];
 }
 
+/* plain_byte() for 8 bytes at once (SWAR): no byte < 0x20, >= 0x80, '"' or '\\'.
+ * Each test is exact about "some byte matches", which is all that is asked. */
+static inline bool plain_word(const char *s)
+{
+	const uint64_t ones = 0x0101010101010101ULL, hi = 0x8080808080808080ULL;
+	uint64_t x, q, b;
+
+	memcpy(&x, s, 8);
+	q = x ^ (ones * '"');
+	b = x ^ (ones * '\\');
+	return !(((x - ones * 0x20) | x | ((q - ones) & ~q) | ((b - ones) & ~b)) & hi);
+}
+
 /* Room for n more bytes at o->p + o->len; false when memory is short (err set). */
 static inline bool room(struct strbuf *o, size_t n)
 {
@@ -501,7 +518,10 @@ static bool put_plain(struct strbuf *o, char pre, const char *s, size_t len, siz
 
 	if (len > cap)
 		return false;
-	for (i = 0; i < len; i++)
+	for (i = 0; len - i >= 8; i += 8)
+		if (!plain_word(s + i))
+			return false;
+	for (; i < len; i++)
 		if (!plain_byte((uint8_t)s[i]))
 			return false;
 	if (!room(o, len + 4))
@@ -828,9 +848,11 @@ static void put_group(struct writer *w, const struct ent *e, size_t n)
 /* True when `next` is inside the object `key` ("key.…"). */
 static bool is_inside(const char *key, const char *next)
 {
-	size_t n = strlen(key);
-
-	return strncmp(key, next, n) == 0 && next[n] == '.';
+	while (*key && *key == *next) {
+		key++;
+		next++;
+	}
+	return !*key && *next == '.';
 }
 
 static void put_ents(struct writer *w, const struct ent *e, size_t n)
@@ -862,10 +884,11 @@ static void put_ents(struct writer *w, const struct ent *e, size_t n)
 				too_deep = true;
 				break;
 			}
-			dot = strchr(p, '.');
+			for (dot = p; *dot && *dot != '.'; dot++)
+				;
 			seg[nseg] = p;
-			seglen[nseg++] = dot ? (size_t)(dot - p) : strlen(p);
-			if (!dot)
+			seglen[nseg++] = (size_t)(dot - p);
+			if (!*dot)
 				break;
 		}
 		if (too_deep) {
@@ -987,6 +1010,7 @@ void encode_index_name(const struct event *ev, char *buf, size_t size)
 {
 	const char *prefix;
 	unsigned y, m, d;
+	size_t n;
 
 	if (!size)
 		return;
@@ -1002,6 +1026,19 @@ void encode_index_name(const struct event *ev, char *buf, size_t size)
 		break;
 	}
 	civil(ev->ts / NS_PER_SEC / 86400, &y, &m, &d);
+	n = strlen(prefix);
+	if (y <= 9999 && size >= n + 12) { /* the common case without printf */
+		memcpy(buf, prefix, n);
+		buf[n] = '-';
+		put2(buf + n + 1, y / 100);
+		put2(buf + n + 3, y % 100);
+		buf[n + 5] = '.';
+		put2(buf + n + 6, m);
+		buf[n + 8] = '.';
+		put2(buf + n + 9, d);
+		buf[n + 11] = '\0';
+		return;
+	}
 	snprintf(buf, size, "%s-%04u.%02u.%02u", prefix, y, m, d);
 }
 

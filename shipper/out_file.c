@@ -256,6 +256,19 @@ static void file_write(void *st, const char *buf, const struct ship_doc *docs, s
 			metric_inc(o->m.dropped);
 			continue;
 		}
+		if (!o->blen) { /* a run that would fill the buffer: write it in place */
+			size_t j = i + 1, run = len;
+
+			while (j < n && docs[j].off == docs[j - 1].off + docs[j - 1].len &&
+			       f->size + run + docs[j].len <= o->rotate_every &&
+			       strcmp(docs[j].index, docs[i].index) == 0)
+				run += docs[j++].len;
+			if (run >= OUT_FILE_BUF) {
+				file_write_all(o, f, p, run, j - i);
+				i = j - 1;
+				continue;
+			}
+		}
 		if (OUT_FILE_BUF - o->blen < len)
 			file_flush_buf(o);
 		if (len > OUT_FILE_BUF) { /* larger than the buffer: straight to the file */

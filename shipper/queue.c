@@ -29,6 +29,7 @@ struct ship_queue {
 	struct event *head, *tail;
 	size_t len, cap;
 	size_t wake_batch; /* wake a waiting consumer at this length */
+	size_t high_water; /* blocking producers wait at this length (<= cap) */
 	unsigned consumer_waiting, producers_waiting;
 	bool closed;
 	struct metric *length;
@@ -45,6 +46,7 @@ struct ship_queue *ship_queue_new(size_t cap)
 	pthread_cond_init(&q->not_full, NULL);
 	q->cap = cap ? cap : 1;
 	q->wake_batch = q->cap / 8 ? (q->cap / 8 < 256 ? q->cap / 8 : 256) : 1;
+	q->high_water = q->cap;
 	q->length = metrics_gauge("queue.length");
 	return q;
 }
@@ -71,7 +73,10 @@ int ship_queue_push(struct ship_queue *q, struct event *ev, bool block, bool *wa
 	int rc = 0;
 
 	pthread_mutex_lock(&q->lock);
-	while (!q->closed && q->len >= q->cap) {
+	/* A blocking producer (pcap replay) waits at the high-water mark: see
+	 * ship_queue_set_high_water(). Live producers never block and get the whole
+	 * capacity to ride out output stalls. */
+	while (!q->closed && q->len >= (block ? q->high_water : q->cap)) {
 		if (!block) {
 			rc = -EAGAIN;
 			goto out;
@@ -100,6 +105,14 @@ int ship_queue_push(struct ship_queue *q, struct event *ev, bool block, bool *wa
 out:
 	pthread_mutex_unlock(&q->lock);
 	return rc;
+}
+
+void ship_queue_set_high_water(struct ship_queue *q, size_t n)
+{
+	pthread_mutex_lock(&q->lock);
+	q->high_water = n && n < q->cap ? n : q->cap;
+	pthread_cond_broadcast(&q->not_full);
+	pthread_mutex_unlock(&q->lock);
 }
 
 size_t ship_queue_pop(struct ship_queue *q, struct event **out, size_t max)

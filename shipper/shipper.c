@@ -32,6 +32,8 @@
 
 #define SHIP_BATCH 512
 #define SHIP_DEFAULT_QUEUE 4096
+#define SHIP_REPLAY_HIGH_WATER 256 /* replay: queue depth at which the reader waits */
+
 #define SEL "shipper"
 
 struct shipper {
@@ -200,6 +202,8 @@ int shipper_start(struct shipper *s)
 	if (s->started || s->stopped)
 		return -EALREADY;
 	rc = pthread_create(&s->thread, NULL, ship_thread, s);
+	if (rc == 0 && s->replay)
+		ship_queue_set_high_water(s->q, SHIP_REPLAY_HIGH_WATER);
 	if (rc) {
 		log_error(SEL, "cannot start the shipper thread: %s", strerror(rc));
 		return -rc;

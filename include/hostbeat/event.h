@@ -74,6 +74,7 @@ struct ev_chunk; /* arena overflow chunk (core/event.c) */
 
 #define EV_INLINE_FIELDS 96
 #define EV_INLINE_ARENA 2048
+#define EV_COMMUNITY_ID_LEN 31
 
 struct event {
 	enum ev_kind kind;
@@ -108,6 +109,11 @@ struct event {
 
 	struct ev_pool *pool;
 	struct event *next; /* queue / free-list link */
+
+	/* network.community_id, hashed once per connection by the flow layer and copied
+	 * here by txn_init_event(); "" = the encoder computes it. 31 = "1:" + 28
+	 * base64 + NUL (COMMUNITY_ID_LEN in net/community_id.h). Cleared by the pool. */
+	char community_id[EV_COMMUNITY_ID_LEN];
 
 	struct ev_field inline_fields[EV_INLINE_FIELDS];
 	char inline_arena[EV_INLINE_ARENA];

@@ -42,6 +42,7 @@ struct conn_info {
 	uint8_t transport; /* IPPROTO_TCP or IPPROTO_UDP */
 	const char *iface; /* capture device name, NULL when reading a file */
 	const struct cfg_proto *cfg;
+	char community_id[EV_COMMUNITY_ID_LEN]; /* hashed once per connection; "" = unknown */
 };
 
 /* Counters every protocol has; registered by the registry as "<name>.<counter>". */
