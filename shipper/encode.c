@@ -15,9 +15,11 @@
  *   3. One linear pass writes the document: consecutive ents with the same key form a
  *      group (scalar: the last one wins; EVF_ARRAY: a JSON array in insertion order;
  *      member/elem: an array of objects). Nested objects are opened and closed by
- *      comparing the key's parent segments with the stack of open objects. Because of
- *      the ordering, a key "k" that is also an object prefix ("k.x") is immediately
- *      followed by the "k.*" keys: the leaf is dropped and counted.
+ *      comparing the key with the last written one (its parents are the open
+ *      objects). Because of the ordering, a key "k" that is also an object prefix
+ *      ("k.x") is immediately followed by the "k.*" keys: the leaf is dropped and
+ *      counted. Derived keys are our literals: their prefixes are compile-time
+ *      constants (K()) and they are written without an escaping scan.
  *
  *   {"@timestamp":..,"agent":{..},"destination":{"bytes":..,"domain":..,"ip":..},..}
  *
@@ -46,9 +48,11 @@
 #define ENT_STACK 256 /* entries on the stack; more → one heap array */
 #define MAX_DEPTH 32  /* nesting levels; deeper keys are dropped and counted */
 #define TS_LEN 32
+#define ENC_PLAIN 0x80  /* derived flags only: text we formatted, plain ASCII (no scan) */
 #define SET_SCAN_MAX 64 /* related.* dedupe looks at the first 64 elements (bounded work) */
 
 _Static_assert(EV_COMMUNITY_ID_LEN == COMMUNITY_ID_LEN, "event.h community_id size");
+_Static_assert(_Alignof(struct ev_field) >= _Alignof(uint64_t), "env.pfx after env.f");
 
 /* One value to write: a field of the event or a derived one, with its order.
  * pfx = the first 8 key bytes ('.' mapped to 1) big-endian: most comparisons end
@@ -59,9 +63,19 @@ struct ent {
 	uint32_t seq;
 };
 
-/* Derived envelope fields and the text they point at. */
+/* key_prefix() of a string literal, folded at compile time: the padding makes
+ * bytes 0..7 always exist (zero past the key's end, as key_prefix() shifts). */
+#define KPAD_(s) (s "\0\0\0\0\0\0\0")
+#define KB_(s, i) ((uint64_t)(KPAD_(s)[i] == '.' ? 1 : (uint8_t)KPAD_(s)[i]) << (56 - 8 * (i)))
+#define KPFX(s)                                                                              \
+	(KB_(s, 0) | KB_(s, 1) | KB_(s, 2) | KB_(s, 3) | KB_(s, 4) | KB_(s, 5) | KB_(s, 6) | \
+	 KB_(s, 7))
+#define K(s) s, KPFX(s) /* a derived field's key and its prefix */
+
+/* Derived envelope fields, their key prefixes, and the text they point at. */
 struct env {
 	struct ev_field *f;
+	uint64_t *pfx;
 	unsigned n, cap;
 	char ts[TS_LEN], start[TS_LEN], end[TS_LEN];
 	char cip[HB_IP_STRLEN], sip[HB_IP_STRLEN];
@@ -130,12 +144,14 @@ static size_t fmt_time(uint64_t ns, int digits, char *b)
 
 /* ---- derived fields -------------------------------------------------------- */
 
-static struct ev_field *env_add(struct env *v, const char *key, uint8_t type, uint8_t flags)
+static struct ev_field *env_add(struct env *v, const char *key, uint64_t pfx, uint8_t type,
+				uint8_t flags)
 {
 	struct ev_field *f;
 
 	if (v->n == v->cap) /* cannot happen: cap is sized for the worst case */
 		return NULL;
+	v->pfx[v->n] = pfx;
 	f = &v->f[v->n++];
 	f->key = key;
 	f->member = NULL;
@@ -145,9 +161,10 @@ static struct ev_field *env_add(struct env *v, const char *key, uint8_t type, ui
 	return f;
 }
 
-static void env_strn(struct env *v, const char *key, const char *s, size_t len, uint8_t flags)
+static void env_strn(struct env *v, const char *key, uint64_t pfx, const char *s, size_t len,
+		     uint8_t flags)
 {
-	struct ev_field *f = env_add(v, key, EV_T_STR, flags);
+	struct ev_field *f = env_add(v, key, pfx, EV_T_STR, flags);
 
 	if (f) {
 		f->v.s.p = s;
@@ -155,30 +172,32 @@ static void env_strn(struct env *v, const char *key, const char *s, size_t len, 
 	}
 }
 
-static void env_str(struct env *v, const char *key, const char *s)
+static void env_str(struct env *v, const char *key, uint64_t pfx, const char *s)
 {
 	if (s)
-		env_strn(v, key, s, strlen(s), 0);
+		env_strn(v, key, pfx, s, strlen(s), 0);
 }
 
-static void env_uint(struct env *v, const char *key, uint64_t u)
+static void env_uint(struct env *v, const char *key, uint64_t pfx, uint64_t u)
 {
-	struct ev_field *f = env_add(v, key, EV_T_UINT, 0);
+	struct ev_field *f = env_add(v, key, pfx, EV_T_UINT, 0);
 
 	if (f)
 		f->v.u = u;
 }
 
 /* An address formatted once per event (it appears up to seven times). */
-static void env_ipstr(struct env *v, const char *key, const char *s, size_t len, uint8_t flags)
+static void env_ipstr(struct env *v, const char *key, uint64_t pfx, const char *s, size_t len,
+		      uint8_t flags)
 {
 	if (len)
-		env_strn(v, key, s, len, flags);
+		env_strn(v, key, pfx, s, len, flags | ENC_PLAIN);
 }
 
-static void env_time(struct env *v, const char *key, uint64_t ns, int digits, char *buf)
+static void env_time(struct env *v, const char *key, uint64_t pfx, uint64_t ns, int digits,
+		     char *buf)
 {
-	env_strn(v, key, buf, fmt_time(ns, digits, buf), 0);
+	env_strn(v, key, pfx, buf, fmt_time(ns, digits, buf), ENC_PLAIN);
 }
 
 /* Dotted quad without inet_ntop()'s printf; IPv6 through hb_ip_format(). */
@@ -246,94 +265,94 @@ static void env_build(struct env *v, const struct event *ev, const struct encode
 			dot = NULL;
 	}
 
-	env_time(v, "@timestamp", ev->ts, 3, v->ts);
-	env_str(v, "agent.ephemeral_id", o->agent_ephemeral_id);
-	env_str(v, "agent.id", o->agent_id);
-	env_str(v, "agent.name", o->agent_name);
-	env_str(v, "agent.type", o->agent_type);
-	env_str(v, "agent.version", o->agent_version);
+	env_time(v, K("@timestamp"), ev->ts, 3, v->ts);
+	env_str(v, K("agent.ephemeral_id"), o->agent_ephemeral_id);
+	env_str(v, K("agent.id"), o->agent_id);
+	env_str(v, K("agent.name"), o->agent_name);
+	env_str(v, K("agent.type"), o->agent_type);
+	env_str(v, K("agent.version"), o->agent_version);
 	if (legacy && cbytes)
-		env_uint(v, "bytes_in", ev->client_bytes);
+		env_uint(v, K("bytes_in"), ev->client_bytes);
 	if (legacy && sbytes)
-		env_uint(v, "bytes_out", ev->server_bytes);
+		env_uint(v, K("bytes_out"), ev->server_bytes);
 	if (cbytes)
-		env_uint(v, "client.bytes", ev->client_bytes);
-	env_ipstr(v, "client.ip", v->cip, v->cip_len, 0);
+		env_uint(v, K("client.bytes"), ev->client_bytes);
+	env_ipstr(v, K("client.ip"), v->cip, v->cip_len, 0);
 	if (ports)
-		env_uint(v, "client.port", ev->client_port);
+		env_uint(v, K("client.port"), ev->client_port);
 	if (legacy) {
-		env_ipstr(v, "client_ip", v->cip, v->cip_len, 0);
+		env_ipstr(v, K("client_ip"), v->cip, v->cip_len, 0);
 		if (ports)
-			env_uint(v, "client_port", ev->client_port);
-		env_uint(v, "count", 1);
+			env_uint(v, K("client_port"), ev->client_port);
+		env_uint(v, K("count"), 1);
 	}
 	if (sbytes)
-		env_uint(v, "destination.bytes", ev->server_bytes);
-	env_ipstr(v, "destination.ip", v->sip, v->sip_len, 0);
+		env_uint(v, K("destination.bytes"), ev->server_bytes);
+	env_ipstr(v, K("destination.ip"), v->sip, v->sip_len, 0);
 	if (ports)
-		env_uint(v, "destination.port", ev->server_port);
-	env_str(v, "ecs.version", ECS_VERSION);
+		env_uint(v, K("destination.port"), ev->server_port);
+	env_strn(v, K("ecs.version"), ECS_VERSION, sizeof(ECS_VERSION) - 1, ENC_PLAIN);
 	if (tx) {
-		env_strn(v, "event.category", "network", 7, EVF_ARRAY);
-		env_str(v, "event.dataset", ev->dataset);
+		env_strn(v, K("event.category"), "network", 7, EVF_ARRAY | ENC_PLAIN);
+		env_str(v, K("event.dataset"), ev->dataset);
 		if (times)
-			env_uint(v, "event.duration", duration);
+			env_uint(v, K("event.duration"), duration);
 		if (ev->end_ns)
-			env_time(v, "event.end", ev->end_ns, 6, v->end);
-		env_str(v, "event.kind", "event");
+			env_time(v, K("event.end"), ev->end_ns, 6, v->end);
+		env_str(v, K("event.kind"), "event");
 		if (ev->start_ns)
-			env_time(v, "event.start", ev->start_ns, 6, v->start);
-		env_strn(v, "event.type", "connection", 10, EVF_ARRAY);
-		env_strn(v, "event.type", "protocol", 8, EVF_ARRAY);
+			env_time(v, K("event.start"), ev->start_ns, 6, v->start);
+		env_strn(v, K("event.type"), "connection", 10, EVF_ARRAY | ENC_PLAIN);
+		env_strn(v, K("event.type"), "protocol", 8, EVF_ARRAY | ENC_PLAIN);
 	} else {
-		env_str(v, "event.dataset", ev->dataset);
+		env_str(v, K("event.dataset"), ev->dataset);
 		if (dot)
-			env_strn(v, "event.module", ev->dataset, (size_t)(dot - ev->dataset), 0);
+			env_strn(v, K("event.module"), ev->dataset, (size_t)(dot - ev->dataset), 0);
 	}
-	env_str(v, "host.name", o->host_name);
+	env_str(v, K("host.name"), o->host_name);
 	if (legacy)
-		env_ipstr(v, "ip", v->sip, v->sip_len, 0);
+		env_ipstr(v, K("ip"), v->sip, v->sip_len, 0);
 	if (dot)
-		env_str(v, "metricset.name", dot + 1);
+		env_str(v, K("metricset.name"), dot + 1);
 	if (cbytes && sbytes)
-		env_uint(v, "network.bytes", ev->client_bytes + ev->server_bytes);
+		env_uint(v, K("network.bytes"), ev->client_bytes + ev->server_bytes);
 	if (tname && v->cip_len && v->sip_len && ev->community_id[0])
-		env_str(v, "network.community_id", ev->community_id);
+		env_str(v, K("network.community_id"), ev->community_id);
 	else if (tname && v->cip_len && v->sip_len &&
 		 community_id_v1(&ev->client_ip, &ev->server_ip, ev->client_port, ev->server_port,
 				 ev->transport, 0, v->cid) == 0)
-		env_str(v, "network.community_id", v->cid);
+		env_str(v, K("network.community_id"), v->cid);
 	if (tx)
-		env_str(v, "network.protocol", ev->dataset);
-	env_str(v, "network.transport", tname);
+		env_str(v, K("network.protocol"), ev->dataset);
+	env_str(v, K("network.transport"), tname);
 	if (v->cip_len)
-		env_str(v, "network.type", ev->client_ip.ver == 4 ? "ipv4" : "ipv6");
+		env_str(v, K("network.type"), ev->client_ip.ver == 4 ? "ipv4" : "ipv6");
 	if (tx)
-		env_str(v, "observer.ingress.interface.name", ev->iface);
+		env_str(v, K("observer.ingress.interface.name"), ev->iface);
 	if (legacy && ports)
-		env_uint(v, "port", ev->server_port);
-	env_ipstr(v, "related.ip", v->cip, v->cip_len, EVF_ARRAY);
-	env_ipstr(v, "related.ip", v->sip, v->sip_len, EVF_ARRAY);
+		env_uint(v, K("port"), ev->server_port);
+	env_ipstr(v, K("related.ip"), v->cip, v->cip_len, EVF_ARRAY);
+	env_ipstr(v, K("related.ip"), v->sip, v->sip_len, EVF_ARRAY);
 	if (legacy && times)
-		env_uint(v, "responsetime", duration / NS_PER_MS);
+		env_uint(v, K("responsetime"), duration / NS_PER_MS);
 	if (sbytes)
-		env_uint(v, "server.bytes", ev->server_bytes);
-	env_ipstr(v, "server.ip", v->sip, v->sip_len, 0);
+		env_uint(v, K("server.bytes"), ev->server_bytes);
+	env_ipstr(v, K("server.ip"), v->sip, v->sip_len, 0);
 	if (ports)
-		env_uint(v, "server.port", ev->server_port);
+		env_uint(v, K("server.port"), ev->server_port);
 	if (cbytes)
-		env_uint(v, "source.bytes", ev->client_bytes);
-	env_ipstr(v, "source.ip", v->cip, v->cip_len, 0);
+		env_uint(v, K("source.bytes"), ev->client_bytes);
+	env_ipstr(v, K("source.ip"), v->cip, v->cip_len, 0);
 	if (ports)
-		env_uint(v, "source.port", ev->client_port);
-	env_str(v, "status", status);
+		env_uint(v, K("source.port"), ev->client_port);
+	env_str(v, K("status"), status);
 	for (i = 0; o->tags && i < o->tags->n; i++)
 		if (o->tags->v[i])
-			env_strn(v, "tags", o->tags->v[i], strlen(o->tags->v[i]), EVF_ARRAY);
+			env_strn(v, K("tags"), o->tags->v[i], strlen(o->tags->v[i]), EVF_ARRAY);
 	if (legacy)
-		env_str(v, "transport", tname);
+		env_str(v, K("transport"), tname);
 	if (tx)
-		env_str(v, "type", ev->dataset);
+		env_str(v, K("type"), ev->dataset);
 }
 
 /* ---- ordering -------------------------------------------------------------- */
@@ -398,6 +417,14 @@ static int ent_cmp(const struct ent *a, const struct ent *b)
 	return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
+/* ent_cmp(a, b) < 0, settled inline by the prefixes most of the time. */
+static inline bool ent_lt(const struct ent *a, const struct ent *b)
+{
+	if (a->pfx != b->pfx)
+		return a->pfx < b->pfx;
+	return ent_cmp(a, b) < 0;
+}
+
 static void ent_isort(struct ent *e, size_t n)
 {
 	size_t i, j;
@@ -405,7 +432,7 @@ static void ent_isort(struct ent *e, size_t n)
 
 	for (i = 1; i < n; i++) {
 		x = e[i];
-		for (j = i; j > 0 && ent_cmp(&x, &e[j - 1]) < 0; j--)
+		for (j = i; j > 0 && ent_lt(&x, &e[j - 1]); j--)
 			e[j] = e[j - 1];
 		e[j] = x;
 	}
@@ -416,11 +443,11 @@ static void ent_merge(struct ent *e, size_t mid, size_t n, struct ent *tmp)
 {
 	size_t i = 0, j = mid, k = 0;
 
-	if (mid == 0 || mid == n || ent_cmp(&e[mid - 1], &e[mid]) <= 0)
+	if (mid == 0 || mid == n || !ent_lt(&e[mid], &e[mid - 1]))
 		return;
 	memcpy(tmp, e, mid * sizeof(*e));
 	while (i < mid && j < n)
-		e[k++] = ent_cmp(&e[j], &tmp[i]) < 0 ? e[j++] : tmp[i++];
+		e[k++] = ent_lt(&e[j], &tmp[i]) ? e[j++] : tmp[i++];
 	while (i < mid)
 		e[k++] = tmp[i++];
 }
@@ -537,6 +564,20 @@ static bool put_plain(struct strbuf *o, char pre, const char *s, size_t len, siz
 		*d++ = post;
 	o->len = (size_t)(d - o->p);
 	return true;
+}
+
+/* '"' + s + '"' for text known to be plain ASCII. */
+static void put_raw_str(struct strbuf *o, const char *s, size_t len)
+{
+	char *d;
+
+	if (!room(o, len + 2))
+		return; /* err is set; the document is discarded */
+	d = o->p + o->len;
+	*d++ = '"';
+	memcpy(d, s, len);
+	d[len] = '"';
+	o->len += len + 2;
 }
 
 /* A JSON string of at most `cap` bytes of UTF-8 content (before escaping). */
@@ -680,8 +721,11 @@ static void put_value(struct writer *w, const struct ent *e)
 
 	switch (f->type) {
 	case EV_T_STR:
-		put_str_cap(w, f->v.s.p, f->v.s.len,
-			    e->seq < w->nderived ? SIZE_MAX : w->max_string);
+		if (e->seq < w->nderived && (f->flags & ENC_PLAIN))
+			put_raw_str(w->out, f->v.s.p, f->v.s.len);
+		else
+			put_str_cap(w, f->v.s.p, f->v.s.len,
+				    e->seq < w->nderived ? SIZE_MAX : w->max_string);
 		return;
 	case EV_T_INT:
 		put_i64(w->out, f->v.i);
@@ -749,9 +793,8 @@ static bool value_eq(const struct ev_field *a, const struct ev_field *b)
 
 /* ---- structure ------------------------------------------------------------- */
 
+/* The open objects: those of the last written key's parent segments. */
 struct nest {
-	const char *seg[MAX_DEPTH]; /* open objects: their key segment */
-	size_t seglen[MAX_DEPTH];
 	unsigned depth;
 	bool first[MAX_DEPTH + 1]; /* no member written yet at this level (0 = root) */
 };
@@ -767,11 +810,39 @@ static void put_key(struct writer *w, bool comma, const char *k, size_t len)
 	strbuf_putc(w->out, ':');
 }
 
-/* The separator before the next member at the current level, and the key. */
-static void put_member(struct writer *w, struct nest *ns, const char *k, size_t len)
+/* [','] "key": for a key segment of a derived field: our literals are plain ASCII. */
+static void put_key_raw(struct writer *w, bool comma, const char *k, size_t len)
 {
-	put_key(w, !ns->first[ns->depth], k, len);
+	struct strbuf *o = w->out;
+	char *d;
+
+	if (!room(o, len + 4))
+		return; /* err is set; the document is discarded */
+	d = o->p + o->len;
+	if (comma)
+		*d++ = ',';
+	*d++ = '"';
+	memcpy(d, k, len);
+	d += len;
+	*d++ = '"';
+	*d++ = ':';
+	o->len = (size_t)(d - o->p);
+}
+
+/* The separator before the next member at the current level, and the key. */
+static void put_member(struct writer *w, struct nest *ns, const char *k, size_t len, bool raw)
+{
+	if (raw)
+		put_key_raw(w, !ns->first[ns->depth], k, len);
+	else
+		put_key(w, !ns->first[ns->depth], k, len);
 	ns->first[ns->depth] = false;
+}
+
+/* Static names are mostly distinct: settle most comparisons without a call. */
+static inline bool same_str(const char *a, const char *b)
+{
+	return a == b || (a[0] == b[0] && strcmp(a, b) == 0);
 }
 
 /* An array of objects: ents sorted by elem, member, seq. */
@@ -789,7 +860,7 @@ static void put_objarr(struct writer *w, const struct ent *e, size_t n)
 		for (m = k; m < n && e[m].f->elem == elem; m = j) {
 			/* members with the same name: the last one wins */
 			for (j = m + 1; j < n && e[j].f->elem == elem &&
-					strcmp(e[j].f->member, e[m].f->member) == 0;
+					same_str(e[j].f->member, e[m].f->member);
 			     j++)
 				;
 			put_key(w, m > k, e[m].f->member, strlen(e[m].f->member));
@@ -855,10 +926,27 @@ static bool is_inside(const char *key, const char *next)
 	return !*key && *next == '.';
 }
 
+/* is_inside() for the ents of a key `a` of `alen` bytes and a later key `b`, most
+ * answers from the prefixes: "b is inside a" needs b's first alen bytes to be a's
+ * and b[alen] == '.' (a prefix byte 1); only then are the bytes compared. */
+static bool ent_inside(const struct ent *a, size_t alen, const struct ent *b)
+{
+	unsigned sh;
+
+	if (alen < 8) {
+		sh = 56 - 8 * (unsigned)alen;
+		if (b->pfx >> sh != (a->pfx >> sh | 1))
+			return false;
+	} else if (a->pfx != b->pfx || !is_inside(a->f->key + 8, b->f->key + 8)) {
+		return false; /* the first 8 bytes are equal up to '.' vs 0x01: recheck all */
+	}
+	return is_inside(a->f->key, b->f->key);
+}
+
 static void put_ents(struct writer *w, const struct ent *e, size_t n)
 {
 	struct nest ns;
-	const char *seg[MAX_DEPTH + 1];
+	const char *seg[MAX_DEPTH + 1], *prev = NULL;
 	size_t seglen[MAX_DEPTH + 1];
 	size_t i = 0, j;
 	unsigned nseg, common, k;
@@ -868,18 +956,26 @@ static void put_ents(struct writer *w, const struct ent *e, size_t n)
 	ns.first[0] = true;
 	strbuf_putc(w->out, '{');
 	for (; i < n; i = j) {
-		const char *key = e[i].f->key, *p, *dot;
+		const char *key = e[i].f->key, *p, *dot, *a;
+		bool raw = e[i].seq < w->nderived; /* our literals: plain ASCII */
 
-		for (j = i + 1; j < n && ent_key_cmp(&e[j], &e[i]) == 0; j++)
+		for (j = i + 1; j < n && e[j].pfx == e[i].pfx && ent_key_cmp(&e[j], &e[i]) == 0;
+		     j++)
 			;
-		if (j < n && is_inside(key, e[j].f->key)) {
-			w->conflicts++; /* "a" and "a.b": keep the object */
-			continue;
-		}
-		/* split the key into segments */
-		nseg = 0;
+		/* The parent segments shared with the last written key (its parents are the
+		 * open objects): whole segments of the common prefix. */
+		common = 0;
+		p = key;
+		if (prev)
+			for (a = prev, dot = key; *dot && *a == *dot; a++, dot++)
+				if (*dot == '.') {
+					common++;
+					p = dot + 1;
+				}
+		/* split the rest of the key into segments */
+		nseg = common;
 		too_deep = false;
-		for (p = key;; p = dot + 1) {
+		for (;; p = dot + 1) {
 			if (nseg == MAX_DEPTH + 1) {
 				too_deep = true;
 				break;
@@ -895,24 +991,24 @@ static void put_ents(struct writer *w, const struct ent *e, size_t n)
 			w->conflicts++; /* deeper than MAX_DEPTH */
 			continue;
 		}
+		if (j < n &&
+		    ent_inside(&e[i], (size_t)(seg[nseg - 1] + seglen[nseg - 1] - key), &e[j])) {
+			w->conflicts++; /* "a" and "a.b": keep the object */
+			continue;
+		}
 		/* close the open objects that are not parents of this key, open the rest */
-		for (common = 0; common < ns.depth && common < nseg - 1; common++)
-			if (ns.seglen[common] != seglen[common] ||
-			    memcmp(ns.seg[common], seg[common], seglen[common]) != 0)
-				break;
+		prev = key;
 		while (ns.depth > common) {
 			strbuf_putc(w->out, '}');
 			ns.depth--;
 		}
 		for (k = common; k < nseg - 1; k++) {
-			put_member(w, &ns, seg[k], seglen[k]);
+			put_member(w, &ns, seg[k], seglen[k], raw);
 			strbuf_putc(w->out, '{');
-			ns.seg[ns.depth] = seg[k];
-			ns.seglen[ns.depth] = seglen[k];
 			ns.depth++;
 			ns.first[ns.depth] = true;
 		}
-		put_member(w, &ns, seg[nseg - 1], seglen[nseg - 1]);
+		put_member(w, &ns, seg[nseg - 1], seglen[nseg - 1], raw);
 		put_group(w, e + i, j - i);
 	}
 	while (ns.depth > 0) {
@@ -927,6 +1023,7 @@ static void put_ents(struct writer *w, const struct ent *e, size_t n)
 int encode_event(const struct event *ev, const struct encode_opts *o, struct strbuf *out)
 {
 	struct ev_field dstack[ENV_STACK];
+	uint64_t pstack[ENV_STACK];
 	struct ent estack[2 * ENT_STACK]; /* entries, then the merge scratch */
 	struct ev_field *dheap = NULL;
 	struct ent *ents = estack, *tmp = estack + ENT_STACK, *eheap = NULL;
@@ -941,15 +1038,18 @@ int encode_event(const struct event *ev, const struct encode_opts *o, struct str
 	ntags = o->tags ? o->tags->n : 0;
 
 	env.f = dstack;
+	env.pfx = pstack;
 	env.cap = ENV_STACK;
 	env.n = 0;
 	if (ENV_FIXED + ntags > ENV_STACK) {
-		dheap = hb_malloc((ENV_FIXED + ntags) * sizeof(*dheap));
+		/* the fields, then their prefixes (ev_field is 8-byte aligned) */
+		dheap = hb_malloc((ENV_FIXED + ntags) * (sizeof(*dheap) + sizeof(uint64_t)));
 		if (!dheap) {
 			rc = -ENOMEM;
 			goto out;
 		}
 		env.f = dheap;
+		env.pfx = (uint64_t *)(void *)(dheap + ENV_FIXED + ntags);
 		env.cap = (unsigned)(ENV_FIXED + ntags);
 	}
 	env_build(&env, ev, o);
@@ -965,7 +1065,7 @@ int encode_event(const struct event *ev, const struct encode_opts *o, struct str
 		tmp = eheap + nmax;
 	}
 	for (i = 0; i < env.n; i++) {
-		ents[nent].pfx = key_prefix(env.f[i].key);
+		ents[nent].pfx = env.pfx[i];
 		ents[nent].f = &env.f[i];
 		ents[nent].seq = (uint32_t)nent;
 		nent++;
