@@ -22,9 +22,6 @@
 
 extern const struct proto_ops mongodb_proto;
 
-#define T0 (1700000000ull * NS_PER_SEC)
-#define MAX_EVENTS 32
-
 /* ---- a tiny BSON / wire writer --------------------------------------------------- */
 
 struct wb {
@@ -203,135 +200,33 @@ static void msg_batch(struct wb *b, int32_t rid, int32_t rto, int n, int64_t cur
 
 /* ---- fixture (sink seam) ----------------------------------------------------------- */
 
-struct fx {
-	struct ev_sink sink; /* first: publish() casts back */
-	const struct proto_ops *ops;
-	struct ev_pool *pool;
-	struct cfg_proto cfg;
-	struct conn_info info;
-	struct proto_ctx ctx;
-	void *conn;
-	struct event *ev[MAX_EVENTS];
-	size_t nev;
-	uint8_t *tail[2];
-	size_t tlen[2];
-	size_t max_tail[2];
-	enum parse_status last;
-	struct wb *b;
-};
-
-static void fx_publish(struct ev_sink *sink, struct event *ev)
-{
-	struct fx *f = (struct fx *)sink;
-
-	assert_true(f->nev < MAX_EVENTS);
-	f->ev[f->nev++] = ev;
-}
-
-static void fx_set(struct fx *f, const char *key, uint64_t v)
-{
-	for (size_t i = 0; i < f->ops->nconfig; i++) {
-		if (strcmp(f->ops->config[i].key, key) == 0) {
-			*(uint64_t *)((char *)f->cfg.priv + f->ops->config[i].offset) = v;
-			return;
-		}
-	}
-	fail_msg("no config key %s", key);
-}
+#define MAX_EVENTS 32
+#define FX_EXTRA struct wb *b; /* the message builder, heap: it is 128 KiB */
+#include "parser_fixture.h"
 
 static int fx_setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
+	struct fx *f = fx_new(&mongodb_proto, 64, 27017);
 
-	assert_non_null(f);
 	f->b = calloc(1, sizeof(*f->b));
 	assert_non_null(f->b);
-	metrics_reset();
-	f->ops = &mongodb_proto;
-	f->pool = ev_pool_new(64, 1u << 20, 256);
-	f->sink.publish = fx_publish;
-	f->sink.pool = f->pool;
-	f->cfg.ops = f->ops;
-	f->cfg.transaction_timeout = 10 * NS_PER_SEC;
-	f->cfg.max_message_size = 10u << 20;
-	f->cfg.max_pending = 8;
-	f->cfg.priv = calloc(1, f->ops->config_size);
-	fx_set(f, "max_docs", 10);
-	fx_set(f, "max_doc_length", 5000);
-	fx_set(f, "max_doc_bytes", 65536);
-	fx_set(f, "max_wire_message_size", 48000000);
+	fx_set_u(f, "max_docs", 10);
+	fx_set_u(f, "max_doc_length", 5000);
+	fx_set_u(f, "max_doc_bytes", 65536);
+	fx_set_u(f, "max_wire_message_size", 48000000);
 	hb_ip_parse("172.17.0.4", &f->info.client_ip);
 	hb_ip_parse("172.17.0.10", &f->info.server_ip);
-	f->info.client_port = 40000;
-	f->info.server_port = 27017;
-	f->info.transport = 6;
-	f->info.cfg = &f->cfg;
-	f->ctx.conn = &f->info;
-	f->ctx.sink = &f->sink;
-	f->ctx.stats = proto_stats_get(f->ops);
-	f->ctx.ts = T0;
 	*state = f;
 	return 0;
 }
 
-static void fx_close(struct fx *f)
-{
-	if (f->conn) {
-		f->ops->expire(f->conn, &f->ctx);
-		f->ops->conn_free(f->conn);
-		f->conn = NULL;
-	}
-	f->tlen[0] = f->tlen[1] = 0;
-}
-
-static void fx_drop_events(struct fx *f)
-{
-	for (size_t i = 0; i < f->nev; i++)
-		ev_pool_put(f->ev[i]);
-	f->nev = 0;
-}
-
-static int fx_teardown(void **state)
+static int mdb_teardown(void **state)
 {
 	struct fx *f = *state;
 
-	fx_close(f);
-	fx_drop_events(f);
-	assert_int_equal(ev_pool_live(f->pool), 0);
-	free(f->cfg.priv);
-	free(f->tail[0]);
-	free(f->tail[1]);
-	ev_pool_free(f->pool);
 	free(f->b);
-	free(f);
+	fx_free(f);
 	return 0;
-}
-
-/* Deliver bytes like the stream layer: keep the unconsumed tail, call again while
- * PARSE_OK makes progress; honour `needed`. */
-static enum parse_status feed_n(struct fx *f, enum proto_dir dir, const void *p, size_t n)
-{
-	struct parse_result r;
-
-	if (!f->conn) {
-		f->conn = f->ops->conn_new(&f->info);
-		assert_non_null(f->conn);
-	}
-	f->tail[dir] = realloc(f->tail[dir], f->tlen[dir] + n + 1);
-	memcpy(f->tail[dir] + f->tlen[dir], p, n);
-	f->tlen[dir] += n;
-	do {
-		r = f->ops->parse(f->conn, dir, f->tail[dir], f->tlen[dir], &f->ctx);
-		assert_true(r.consumed <= f->tlen[dir]);
-		memmove(f->tail[dir], f->tail[dir] + r.consumed, f->tlen[dir] - r.consumed);
-		f->tlen[dir] -= r.consumed;
-		if (r.status == PARSE_OK && f->tlen[dir])
-			assert_true(r.consumed > 0);
-	} while (r.status == PARSE_OK && f->tlen[dir]);
-	if (f->tlen[dir] > f->max_tail[dir])
-		f->max_tail[dir] = f->tlen[dir];
-	f->last = r.status;
-	return r.status;
 }
 
 /* Send the builder's bytes in `dir`, then empty the builder; advance the clock 1 ms. */
@@ -342,24 +237,6 @@ static enum parse_status send_b(struct fx *f, enum proto_dir dir)
 	f->b->n = 0;
 	f->ctx.ts += NS_PER_MS;
 	return st;
-}
-
-static const struct ev_field *field(const struct event *ev, const char *key)
-{
-	const struct ev_field *fl = ev_find(ev, key);
-
-	if (!fl)
-		fail_msg("field %s missing", key);
-	return fl;
-}
-
-static void assert_str(const struct event *ev, const char *key, const char *want)
-{
-	const struct ev_field *fl = field(ev, key);
-
-	assert_int_equal(fl->type, EV_T_STR);
-	if (fl->v.s.len != strlen(want) || memcmp(fl->v.s.p, want, fl->v.s.len) != 0)
-		fail_msg("%s = '%.*s', want '%s'", key, (int)fl->v.s.len, fl->v.s.p, want);
 }
 
 static void assert_int_field(const struct event *ev, const char *key, int64_t want)
@@ -409,7 +286,7 @@ static void test_op_msg_find_batch(void **state)
 	struct event *ev;
 
 	f->cfg.send_request = f->cfg.send_response = true;
-	fx_set(f, "max_docs", 2);
+	fx_set_u(f, "max_docs", 2);
 	msg_cmd(f->b, 1, 0, "find", "coll", "test");
 	send_b(f, DIR_TO_SERVER);
 	msg_batch(f->b, 2, 1, 3, 4242);
@@ -662,7 +539,7 @@ static void test_limits(void **state)
 	uint8_t hdr[16] = {0x00, 0x10, 0x00, 0x00, 1, 0, 0, 0, 0, 0, 0, 0, 0xdd, 0x07, 0, 0};
 
 	/* messageLength above max_wire_message_size on a synced stream: give up */
-	fx_set(f, "max_wire_message_size", 4000);
+	fx_set_u(f, "max_wire_message_size", 4000);
 	msg_cmd(f->b, 1, 0, "ping", NULL, "admin");
 	send_b(f, DIR_TO_SERVER);
 	assert_int_equal(feed_n(f, DIR_TO_SERVER, hdr, sizeof(hdr)), PARSE_ERROR);
@@ -678,7 +555,7 @@ static void test_oversize_doc(void **state)
 	size_t m, d;
 
 	f->cfg.send_request = true;
-	fx_set(f, "max_doc_bytes", 64);
+	fx_set_u(f, "max_doc_bytes", 64);
 	memset(big, 'x', sizeof(big) - 1);
 	m = m_begin(f->b, 1, 0, 2013);
 	w_le32(f->b, 0);
@@ -825,8 +702,8 @@ static void test_caps(void **state)
 
 	f->cfg.send_response = true;
 	f->cfg.max_message_size = 21;
-	fx_set(f, "max_doc_length", 6);
-	fx_set(f, "max_docs", 0);
+	fx_set_u(f, "max_doc_length", 6);
+	fx_set_u(f, "max_docs", 0);
 	msg_cmd(f->b, 1, 0, "find", "c", "d");
 	send_b(f, DIR_TO_SERVER);
 	msg_batch(f->b, 2, 1, 5, 0);
@@ -943,26 +820,26 @@ static void test_split_and_truncate(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_op_msg_pair, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_op_msg_find_batch, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_errors, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_legacy_query_reply, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_no_reply_ops, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_pipelined_out_of_order, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_exhaust, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_unmatched, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_pending_cap, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_compressed, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_limits, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_oversize_doc, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_hostile_bson, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_deep_nesting, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_all_types, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_caps, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_gap, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_resync, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_pool_exhausted, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_split_and_truncate, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_op_msg_pair, fx_setup, mdb_teardown),
+	    cmocka_unit_test_setup_teardown(test_op_msg_find_batch, fx_setup, mdb_teardown),
+	    cmocka_unit_test_setup_teardown(test_errors, fx_setup, mdb_teardown),
+	    cmocka_unit_test_setup_teardown(test_legacy_query_reply, fx_setup, mdb_teardown),
+	    cmocka_unit_test_setup_teardown(test_no_reply_ops, fx_setup, mdb_teardown),
+	    cmocka_unit_test_setup_teardown(test_pipelined_out_of_order, fx_setup, mdb_teardown),
+	    cmocka_unit_test_setup_teardown(test_exhaust, fx_setup, mdb_teardown),
+	    cmocka_unit_test_setup_teardown(test_unmatched, fx_setup, mdb_teardown),
+	    cmocka_unit_test_setup_teardown(test_pending_cap, fx_setup, mdb_teardown),
+	    cmocka_unit_test_setup_teardown(test_compressed, fx_setup, mdb_teardown),
+	    cmocka_unit_test_setup_teardown(test_limits, fx_setup, mdb_teardown),
+	    cmocka_unit_test_setup_teardown(test_oversize_doc, fx_setup, mdb_teardown),
+	    cmocka_unit_test_setup_teardown(test_hostile_bson, fx_setup, mdb_teardown),
+	    cmocka_unit_test_setup_teardown(test_deep_nesting, fx_setup, mdb_teardown),
+	    cmocka_unit_test_setup_teardown(test_all_types, fx_setup, mdb_teardown),
+	    cmocka_unit_test_setup_teardown(test_caps, fx_setup, mdb_teardown),
+	    cmocka_unit_test_setup_teardown(test_gap, fx_setup, mdb_teardown),
+	    cmocka_unit_test_setup_teardown(test_resync, fx_setup, mdb_teardown),
+	    cmocka_unit_test_setup_teardown(test_pool_exhausted, fx_setup, mdb_teardown),
+	    cmocka_unit_test_setup_teardown(test_split_and_truncate, fx_setup, mdb_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

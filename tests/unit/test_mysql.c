@@ -22,192 +22,20 @@
 
 extern const struct proto_ops mysql_proto;
 
-#define T0 (1700000000ull * NS_PER_SEC)
 #define MAX_EVENTS 64
-
-struct fx {
-	struct ev_sink sink; /* first: publish() casts back */
-	const struct proto_ops *ops;
-	struct ev_pool *pool;
-	struct cfg_proto cfg;
-	struct conn_info info;
-	struct proto_ctx ctx;
-	void *conn;
-	struct event *ev[MAX_EVENTS];
-	size_t nev;
-	uint8_t *tail[2];
-	size_t tlen[2];
-	enum parse_status last;
-};
-
-static void fx_publish(struct ev_sink *sink, struct event *ev)
-{
-	struct fx *f = (struct fx *)sink;
-
-	assert_true(f->nev < MAX_EVENTS);
-	f->ev[f->nev++] = ev;
-}
-
-/* Set one key of the parser's own config table ("a,b" for lists). */
-static void fx_set(struct fx *f, const char *key, const char *val)
-{
-	for (size_t i = 0; i < f->ops->nconfig; i++) {
-		const struct cfg_field *cf = &f->ops->config[i];
-		char *at = (char *)f->cfg.priv + cf->offset;
-
-		if (strcmp(cf->key, key) != 0)
-			continue;
-		switch (cf->type) {
-		case CFG_BOOL:
-			*(bool *)at = strcmp(val, "true") == 0;
-			return;
-		case CFG_UINT:
-		case CFG_SIZE:
-			*(uint64_t *)at = strtoull(val, NULL, 10);
-			return;
-		case CFG_STRING:
-			hb_free(*(char **)at);
-			*(char **)at = hb_strdup(val);
-			return;
-		case CFG_STRLIST: {
-			struct cfg_strlist *l = (struct cfg_strlist *)at;
-			char *copy = strdup(val), *save = NULL;
-
-			for (char *t = strtok_r(copy, ",", &save); t;
-			     t = strtok_r(NULL, ",", &save)) {
-				l->v = hb_realloc(l->v, (l->n + 1) * sizeof(char *));
-				l->v[l->n++] = hb_strdup(t);
-			}
-			free(copy);
-			return;
-		}
-		default:
-			break;
-		}
-	}
-	fail_msg("no config key %s", key);
-}
+#include "parser_fixture.h"
 
 static int fx_setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
+	struct fx *f = fx_new(&mysql_proto, 64, 3306);
 
-	assert_non_null(f);
-	metrics_reset();
-	f->ops = &mysql_proto;
-	assert_non_null(f->ops);
-	f->pool = ev_pool_new(64, 1u << 20, 256);
-	f->sink.publish = fx_publish;
-	f->sink.pool = f->pool;
-	f->cfg.ops = f->ops;
-	f->cfg.transaction_timeout = 10 * NS_PER_SEC;
-	f->cfg.max_message_size = 10u << 20;
-	f->cfg.max_pending = 8;
-	f->cfg.priv = calloc(1, f->ops->config_size);
 	fx_set(f, "max_rows", "10");
 	fx_set(f, "max_row_length", "1024");
 	fx_set(f, "max_statements", "4");
 	fx_set(f, "max_query_bytes", "65536");
 	fx_set(f, "max_packet_head", "16384");
-	hb_ip_parse("10.0.0.1", &f->info.client_ip);
-	hb_ip_parse("10.0.0.2", &f->info.server_ip);
-	f->info.client_port = 40000;
-	f->info.server_port = 3306;
-	f->info.transport = 6;
-	f->info.cfg = &f->cfg;
-	f->ctx.conn = &f->info;
-	f->ctx.sink = &f->sink;
-	f->ctx.stats = proto_stats_get(f->ops);
-	f->ctx.ts = T0;
 	*state = f;
 	return 0;
-}
-
-static int fx_teardown(void **state)
-{
-	struct fx *f = *state;
-
-	if (f->conn) {
-		f->ops->expire(f->conn, &f->ctx);
-		f->ops->conn_free(f->conn);
-	}
-	for (size_t i = 0; i < f->nev; i++)
-		ev_pool_put(f->ev[i]);
-	assert_int_equal(ev_pool_live(f->pool), 0);
-	for (size_t i = 0; i < f->ops->nconfig; i++) {
-		char *at = (char *)f->cfg.priv + f->ops->config[i].offset;
-
-		if (f->ops->config[i].type == CFG_STRING) {
-			hb_free(*(char **)at);
-		} else if (f->ops->config[i].type == CFG_STRLIST) {
-			struct cfg_strlist *l = (struct cfg_strlist *)at;
-
-			for (size_t k = 0; k < l->n; k++)
-				hb_free(l->v[k]);
-			hb_free(l->v);
-		}
-	}
-	free(f->cfg.priv);
-	free(f->tail[0]);
-	free(f->tail[1]);
-	ev_pool_free(f->pool);
-	free(f);
-	return 0;
-}
-
-static void fx_open(struct fx *f)
-{
-	f->conn = f->ops->conn_new(&f->info);
-	assert_non_null(f->conn);
-}
-
-/* Deliver bytes like the stream layer: keep the unconsumed tail, call again while
- * PARSE_OK makes progress. Returns the last status. */
-static enum parse_status feed_n(struct fx *f, enum proto_dir dir, const void *p, size_t n)
-{
-	struct parse_result r;
-
-	if (!f->conn)
-		fx_open(f);
-	f->tail[dir] = realloc(f->tail[dir], f->tlen[dir] + n + 1);
-	memcpy(f->tail[dir] + f->tlen[dir], p, n);
-	f->tlen[dir] += n;
-	do {
-		r = f->ops->parse(f->conn, dir, f->tail[dir], f->tlen[dir], &f->ctx);
-		assert_true(r.consumed <= f->tlen[dir]);
-		memmove(f->tail[dir], f->tail[dir] + r.consumed, f->tlen[dir] - r.consumed);
-		f->tlen[dir] -= r.consumed;
-		if (r.status == PARSE_OK && f->tlen[dir])
-			assert_true(r.consumed > 0);
-	} while (r.status == PARSE_OK && f->tlen[dir]);
-	f->last = r.status;
-	return r.status;
-}
-
-static const struct ev_field *field(const struct event *ev, const char *key)
-{
-	const struct ev_field *fl = ev_find(ev, key);
-
-	if (!fl)
-		fail_msg("field %s missing", key);
-	return fl;
-}
-
-static void assert_str(const struct event *ev, const char *key, const char *want)
-{
-	const struct ev_field *fl = field(ev, key);
-
-	assert_int_equal(fl->type, EV_T_STR);
-	if (fl->v.s.len != strlen(want) || memcmp(fl->v.s.p, want, fl->v.s.len) != 0)
-		fail_msg("%s = '%.*s', want '%s'", key, (int)fl->v.s.len, fl->v.s.p, want);
-}
-
-static void assert_uint(const struct event *ev, const char *key, uint64_t want)
-{
-	const struct ev_field *fl = field(ev, key);
-
-	assert_int_equal(fl->type, EV_T_UINT);
-	assert_int_equal(fl->v.u, want);
 }
 
 static void assert_note(const struct event *ev, const char *want)

@@ -22,125 +22,21 @@
 
 extern const struct proto_ops pgsql_proto;
 
-#define T0 (1700000000ull * NS_PER_SEC)
 #define MAX_EVENTS 64
-
-struct fx {
-	struct ev_sink sink; /* first: publish() casts back */
-	const struct proto_ops *ops;
-	struct ev_pool *pool;
-	struct cfg_proto cfg;
-	struct conn_info info;
-	struct proto_ctx ctx;
-	void *conn;
-	struct event *ev[MAX_EVENTS];
-	size_t nev;
-	uint8_t *tail[2];
-	size_t tlen[2];
-	enum parse_status last;
-};
-
-static void fx_publish(struct ev_sink *sink, struct event *ev)
-{
-	struct fx *f = (struct fx *)sink;
-
-	assert_true(f->nev < MAX_EVENTS);
-	f->ev[f->nev++] = ev;
-}
-
-static void fx_set(struct fx *f, const char *key, uint64_t val)
-{
-	for (size_t i = 0; i < f->ops->nconfig; i++) {
-		const struct cfg_field *cf = &f->ops->config[i];
-
-		if (strcmp(cf->key, key) == 0) {
-			*(uint64_t *)((char *)f->cfg.priv + cf->offset) = val;
-			return;
-		}
-	}
-	fail_msg("no config key %s", key);
-}
+#include "parser_fixture.h"
 
 static int fx_setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
+	struct fx *f = fx_new(&pgsql_proto, MAX_EVENTS, 5432);
 
-	assert_non_null(f);
-	metrics_reset();
-	f->ops = &pgsql_proto;
-	f->pool = ev_pool_new(MAX_EVENTS, 1u << 20, 256);
-	f->sink.publish = fx_publish;
-	f->sink.pool = f->pool;
-	f->cfg.ops = f->ops;
-	f->cfg.transaction_timeout = 10 * NS_PER_SEC;
-	f->cfg.max_message_size = 10u << 20;
 	f->cfg.max_pending = 16;
-	f->cfg.priv = calloc(1, f->ops->config_size);
-	fx_set(f, "max_rows", 10);
-	fx_set(f, "max_row_length", 1024);
-	fx_set(f, "max_message_length", 1u << 30);
-	fx_set(f, "max_query_length", 65536);
-	fx_set(f, "max_statements", 32);
-	hb_ip_parse("10.0.0.1", &f->info.client_ip);
-	hb_ip_parse("10.0.0.2", &f->info.server_ip);
-	f->info.client_port = 40000;
-	f->info.server_port = 5432;
-	f->info.transport = 6;
-	f->info.cfg = &f->cfg;
-	f->ctx.conn = &f->info;
-	f->ctx.sink = &f->sink;
-	f->ctx.stats = proto_stats_get(f->ops);
-	f->ctx.ts = T0;
+	fx_set_u(f, "max_rows", 10);
+	fx_set_u(f, "max_row_length", 1024);
+	fx_set_u(f, "max_message_length", 1u << 30);
+	fx_set_u(f, "max_query_length", 65536);
+	fx_set_u(f, "max_statements", 32);
 	*state = f;
 	return 0;
-}
-
-static int fx_teardown(void **state)
-{
-	struct fx *f = *state;
-
-	if (f->conn) {
-		f->ops->expire(f->conn, &f->ctx);
-		f->ops->conn_free(f->conn);
-	}
-	for (size_t i = 0; i < f->nev; i++)
-		ev_pool_put(f->ev[i]);
-	assert_int_equal(ev_pool_live(f->pool), 0);
-	free(f->cfg.priv);
-	free(f->tail[0]);
-	free(f->tail[1]);
-	ev_pool_free(f->pool);
-	free(f);
-	return 0;
-}
-
-static void fx_open(struct fx *f)
-{
-	f->conn = f->ops->conn_new(&f->info);
-	assert_non_null(f->conn);
-}
-
-/* Deliver bytes like the stream layer: keep the unconsumed tail, call again while
- * PARSE_OK makes progress. */
-static enum parse_status feed_n(struct fx *f, enum proto_dir dir, const void *p, size_t n)
-{
-	struct parse_result r;
-
-	if (!f->conn)
-		fx_open(f);
-	f->tail[dir] = realloc(f->tail[dir], f->tlen[dir] + n + 1);
-	memcpy(f->tail[dir] + f->tlen[dir], p, n);
-	f->tlen[dir] += n;
-	do {
-		r = f->ops->parse(f->conn, dir, f->tail[dir], f->tlen[dir], &f->ctx);
-		assert_true(r.consumed <= f->tlen[dir]);
-		memmove(f->tail[dir], f->tail[dir] + r.consumed, f->tlen[dir] - r.consumed);
-		f->tlen[dir] -= r.consumed;
-		if (r.status == PARSE_OK && f->tlen[dir])
-			assert_true(r.consumed > 0);
-	} while (r.status == PARSE_OK && f->tlen[dir]);
-	f->last = r.status;
-	return r.status;
 }
 
 /* ---- message builders ------------------------------------------------------- */
@@ -353,32 +249,6 @@ static enum parse_status feedb(struct fx *f, enum proto_dir dir, const struct bu
 }
 
 /* ---- assertions ------------------------------------------------------------- */
-
-static const struct ev_field *field(const struct event *ev, const char *key)
-{
-	const struct ev_field *fl = ev_find(ev, key);
-
-	if (!fl)
-		fail_msg("field %s missing", key);
-	return fl;
-}
-
-static void assert_str(const struct event *ev, const char *key, const char *want)
-{
-	const struct ev_field *fl = field(ev, key);
-
-	assert_int_equal(fl->type, EV_T_STR);
-	if (fl->v.s.len != strlen(want) || memcmp(fl->v.s.p, want, fl->v.s.len) != 0)
-		fail_msg("%s = \"%.*s\", want \"%s\"", key, (int)fl->v.s.len, fl->v.s.p, want);
-}
-
-static void assert_uint(const struct event *ev, const char *key, uint64_t want)
-{
-	const struct ev_field *fl = field(ev, key);
-
-	assert_int_equal(fl->type, EV_T_UINT);
-	assert_int_equal(fl->v.u, want);
-}
 
 /* A select with a 3-column result of 4 rows, as in pgsql_request_response.pcap. */
 static void select_response(struct buf *b)
@@ -660,7 +530,7 @@ static void test_statement_table_cap(void **state)
 	struct fx *f = *state;
 	struct buf q = {.n = 0}, r = {.n = 0};
 
-	fx_set(f, "max_statements", 2);
+	fx_set_u(f, "max_statements", 2);
 	m_P(&q, "s1", "select 1");
 	m_P(&q, "s2", "select 2");
 	m_P(&q, "s3", "select 3"); /* evicts s1 */
@@ -934,8 +804,8 @@ static void test_rows_limits_and_csv(void **state)
 	struct buf q = {.n = 0}, r = {.n = 0};
 
 	f->cfg.send_response = true;
-	fx_set(f, "max_rows", 3);
-	fx_set(f, "max_row_length", 8);
+	fx_set_u(f, "max_rows", 3);
+	fx_set_u(f, "max_row_length", 8);
 	m_str(&q, 'Q', "select * from t");
 	m_T(&r, 0x4, 3, "a,1", "b\nx", "bin");
 	m_D(&r, 3, "1234567890", "z", "q");   /* first column truncated, rest omitted */
@@ -980,7 +850,7 @@ static void test_query_truncated(void **state)
 	struct buf q = {.n = 0}, r = {.n = 0};
 	char text[300];
 
-	fx_set(f, "max_query_length", 64);
+	fx_set_u(f, "max_query_length", 64);
 	memset(text, 'x', sizeof(text) - 1);
 	memcpy(text, "select 1; select '", 18);
 	memcpy(text + sizeof(text) - 4, "';", 2);
@@ -1037,7 +907,7 @@ static void test_hostile_lengths(void **state)
 	f->ops->conn_free(f->conn);
 	f->conn = NULL;
 	f->tlen[0] = f->tlen[1] = 0;
-	fx_set(f, "max_message_length", 1 << 20);
+	fx_set_u(f, "max_message_length", 1 << 20);
 	feedb(f, DIR_TO_SERVER, &q);
 	q.n = 0;
 	m_str(&q, 'C', "SELECT 1");

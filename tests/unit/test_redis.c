@@ -22,77 +22,19 @@
 
 extern const struct proto_ops redis_proto;
 
-#define T0 (1700000000ull * NS_PER_SEC)
 #define MAX_EVENTS 64
-
-struct fx {
-	struct ev_sink sink; /* first: publish() casts back */
-	const struct proto_ops *ops;
-	struct ev_pool *pool;
-	struct cfg_proto cfg;
-	struct conn_info info;
-	struct proto_ctx ctx;
-	void *conn;
-	struct event *ev[MAX_EVENTS];
-	size_t nev;
-	uint8_t *tail[2];
-	size_t tlen[2];
-	enum parse_status last;
-};
-
-static void fx_publish(struct ev_sink *sink, struct event *ev)
-{
-	struct fx *f = (struct fx *)sink;
-
-	assert_true(f->nev < MAX_EVENTS);
-	f->ev[f->nev++] = ev;
-}
-
-/* Set one key of the parser's own config table. */
-static void fx_set(struct fx *f, const char *key, uint64_t val)
-{
-	for (size_t i = 0; i < f->ops->nconfig; i++) {
-		const struct cfg_field *cf = &f->ops->config[i];
-
-		if (strcmp(cf->key, key) == 0) {
-			*(uint64_t *)((char *)f->cfg.priv + cf->offset) = val;
-			return;
-		}
-	}
-	fail_msg("no config key %s", key);
-}
+#include "parser_fixture.h"
 
 static int fx_setup_pool(void **state, size_t pool_events)
 {
-	struct fx *f = calloc(1, sizeof(*f));
+	struct fx *f = fx_new(&redis_proto, pool_events, 6379);
 
-	assert_non_null(f);
-	metrics_reset();
-	f->ops = &redis_proto;
-	f->pool = ev_pool_new(pool_events, 1u << 20, 256);
-	f->sink.publish = fx_publish;
-	f->sink.pool = f->pool;
-	f->cfg.ops = f->ops;
-	f->cfg.transaction_timeout = 10 * NS_PER_SEC;
-	f->cfg.max_message_size = 10u << 20;
-	f->cfg.max_pending = 8;
-	f->cfg.priv = calloc(1, f->ops->config_size);
-	fx_set(f, "max_return_value", 1024);
-	fx_set(f, "max_query", 1024);
-	fx_set(f, "max_line_bytes", 65536);
-	fx_set(f, "max_depth", 16);
-	fx_set(f, "max_elements", 1u << 20);
-	fx_set(f, "max_bulk_bytes", 512u << 20);
-	hb_ip_parse("10.0.0.1", &f->info.client_ip);
-	hb_ip_parse("10.0.0.2", &f->info.server_ip);
-	f->info.client_port = 40000;
-	f->info.server_port = 6379;
-	f->info.transport = 6;
-	f->info.cfg = &f->cfg;
-	f->ctx.conn = &f->info;
-	f->ctx.sink = &f->sink;
-	f->ctx.stats = proto_stats_get(f->ops);
-	f->ctx.ts = T0;
+	fx_set_u(f, "max_return_value", 1024);
+	fx_set_u(f, "max_query", 1024);
+	fx_set_u(f, "max_line_bytes", 65536);
+	fx_set_u(f, "max_depth", 16);
+	fx_set_u(f, "max_elements", 1u << 20);
+	fx_set_u(f, "max_bulk_bytes", 512u << 20);
 	*state = f;
 	return 0;
 }
@@ -105,90 +47,6 @@ static int fx_setup(void **state)
 static int fx_setup_small_pool(void **state)
 {
 	return fx_setup_pool(state, 2);
-}
-
-static void fx_close(struct fx *f)
-{
-	if (f->conn) {
-		f->ops->expire(f->conn, &f->ctx);
-		f->ops->conn_free(f->conn);
-		f->conn = NULL;
-	}
-	f->tlen[0] = f->tlen[1] = 0;
-}
-
-static void fx_drop_events(struct fx *f)
-{
-	for (size_t i = 0; i < f->nev; i++)
-		ev_pool_put(f->ev[i]);
-	f->nev = 0;
-}
-
-static int fx_teardown(void **state)
-{
-	struct fx *f = *state;
-
-	fx_close(f);
-	fx_drop_events(f);
-	assert_int_equal(ev_pool_live(f->pool), 0);
-	free(f->cfg.priv);
-	free(f->tail[0]);
-	free(f->tail[1]);
-	ev_pool_free(f->pool);
-	free(f);
-	return 0;
-}
-
-static void fx_open(struct fx *f)
-{
-	f->conn = f->ops->conn_new(&f->info);
-	assert_non_null(f->conn);
-}
-
-/* Deliver bytes like the stream layer: keep the unconsumed tail, call again while
- * PARSE_OK makes progress. Returns the last status. */
-static enum parse_status feed_n(struct fx *f, enum proto_dir dir, const void *p, size_t n)
-{
-	struct parse_result r;
-
-	if (!f->conn)
-		fx_open(f);
-	f->tail[dir] = realloc(f->tail[dir], f->tlen[dir] + n + 1);
-	memcpy(f->tail[dir] + f->tlen[dir], p, n);
-	f->tlen[dir] += n;
-	do {
-		r = f->ops->parse(f->conn, dir, f->tail[dir], f->tlen[dir], &f->ctx);
-		assert_true(r.consumed <= f->tlen[dir]);
-		memmove(f->tail[dir], f->tail[dir] + r.consumed, f->tlen[dir] - r.consumed);
-		f->tlen[dir] -= r.consumed;
-		if (r.status == PARSE_OK && f->tlen[dir])
-			assert_true(r.consumed > 0);
-	} while (r.status == PARSE_OK && f->tlen[dir]);
-	f->last = r.status;
-	return r.status;
-}
-
-static enum parse_status feed(struct fx *f, enum proto_dir dir, const char *s)
-{
-	return feed_n(f, dir, s, strlen(s));
-}
-
-static const struct ev_field *field(const struct event *ev, const char *key)
-{
-	const struct ev_field *fl = ev_find(ev, key);
-
-	if (!fl)
-		fail_msg("field %s missing", key);
-	return fl;
-}
-
-static void assert_str(const struct event *ev, const char *key, const char *want)
-{
-	const struct ev_field *fl = field(ev, key);
-
-	assert_int_equal(fl->type, EV_T_STR);
-	if (fl->v.s.len != strlen(want) || memcmp(fl->v.s.p, want, fl->v.s.len) != 0)
-		fail_msg("%s = \"%.*s\", want \"%s\"", key, (int)fl->v.s.len, fl->v.s.p, want);
 }
 
 /* One request, one reply: the return value (or error) rendered. */
@@ -561,8 +419,8 @@ static void test_caps(void **state)
 	f->cfg.send_request = true;
 	f->cfg.send_response = true;
 	f->cfg.max_message_size = 100;
-	fx_set(f, "max_return_value", 20);
-	fx_set(f, "max_query", 64);
+	fx_set_u(f, "max_return_value", 20);
+	fx_set_u(f, "max_query", 64);
 	memset(req, 0, sizeof(req));
 	memcpy(req, "SET k ", 6);
 	memset(req + 6, 'v', 300);
@@ -599,10 +457,10 @@ static void test_limits(void **state)
 	struct fx *f = *state;
 	char *line;
 
-	fx_set(f, "max_line_bytes", 64);
-	fx_set(f, "max_depth", 3);
-	fx_set(f, "max_elements", 100);
-	fx_set(f, "max_bulk_bytes", 1000);
+	fx_set_u(f, "max_line_bytes", 64);
+	fx_set_u(f, "max_depth", 3);
+	fx_set_u(f, "max_elements", 100);
+	fx_set_u(f, "max_bulk_bytes", 1000);
 	line = malloc(200);
 	memset(line, 'a', 199);
 	line[199] = '\0';
