@@ -143,6 +143,14 @@ struct event *txn_fifo_take(struct txn_fifo *f, bool (*match)(const struct event
 	return NULL;
 }
 
+void txn_fifo_release(struct txn_fifo *f)
+{
+	struct event *ev;
+
+	while ((ev = txn_fifo_pop(f)))
+		ev_pool_put(ev);
+}
+
 void txn_fifo_flush(struct txn_fifo *f, struct proto_ctx *ctx, const char *reason)
 {
 	struct event *ev;

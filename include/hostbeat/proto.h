@@ -149,6 +149,8 @@ struct event *txn_fifo_peek(const struct txn_fifo *f);
 /* Remove and return the first event for which match(ev, arg) is true, or NULL. */
 struct event *txn_fifo_take(struct txn_fifo *f, bool (*match)(const struct event *, const void *),
 			    const void *arg);
+/* Return every pending request to its pool unpublished (conn_free after expire). */
+void txn_fifo_release(struct txn_fifo *f);
 /* Publish every pending request as unmatched with `reason`. */
 void txn_fifo_flush(struct txn_fifo *f, struct proto_ctx *ctx, const char *reason);
 /* Publish as unmatched the pending requests whose start is older than `timeout` ns

@@ -1613,13 +1613,11 @@ static void dns_expire(void *conn, struct proto_ctx *ctx)
 static void dns_conn_free(void *conn)
 {
 	struct dns_conn *dc = conn;
-	struct event *ev;
 
 	if (!dc)
 		return;
 	/* The contract says expire() ran first; return anything left to its pool. */
-	while ((ev = txn_fifo_pop(&dc->pending)))
-		ev_pool_put(ev);
+	txn_fifo_release(&dc->pending);
 	hb_free(dc);
 }
 

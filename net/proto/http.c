@@ -1718,12 +1718,10 @@ static void http_expire(void *conn, struct proto_ctx *ctx)
 static void http_conn_free(void *conn)
 {
 	struct http_conn *c = conn;
-	struct event *ev;
 
 	if (!c)
 		return;
-	while ((ev = txn_fifo_pop(&c->fifo)))
-		ev_pool_put(ev);
+	txn_fifo_release(&c->fifo);
 	for (int i = 0; i < 2; i++) {
 		ev_pool_put(c->dir[i].ev);
 		hb_free(c->dir[i].buf);

@@ -1849,12 +1849,10 @@ static void mc_expire(void *conn, struct proto_ctx *ctx)
 static void mc_conn_free(void *conn)
 {
 	struct mc_conn *c = conn;
-	struct event *ev;
 
 	if (!c)
 		return;
-	while ((ev = txn_fifo_pop(&c->fifo)))
-		ev_pool_put(ev);
+	txn_fifo_release(&c->fifo);
 	for (int i = 0; i < 2; i++) {
 		ev_pool_put(c->dir[i].ev);
 		strbuf_free(&c->dir[i].text);

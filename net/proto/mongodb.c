@@ -2056,12 +2056,10 @@ static void mongodb_expire(void *conn, struct proto_ctx *ctx)
 static void mongodb_conn_free(void *conn)
 {
 	struct mg_conn *c = conn;
-	struct event *ev;
 
 	if (!c)
 		return;
-	while ((ev = txn_fifo_pop(&c->fifo)))
-		ev_pool_put(ev);
+	txn_fifo_release(&c->fifo);
 	ev_pool_put(c->dir[0].ev);
 	ev_pool_put(c->dir[1].ev);
 	strbuf_free(&c->pshort);

@@ -1606,12 +1606,10 @@ static void pgsql_expire(void *conn, struct proto_ctx *ctx)
 static void pgsql_conn_free(void *conn)
 {
 	struct pg_conn *c = conn;
-	struct event *ev;
 
 	if (!c)
 		return;
-	while ((ev = txn_fifo_pop(&c->fifo)))
-		ev_pool_put(ev);
+	txn_fifo_release(&c->fifo);
 	if (c->stmts)
 		for (size_t i = 0; i < c->max_statements; i++)
 			text_unref(c->stmts[i].text);

@@ -1041,12 +1041,10 @@ static void redis_expire(void *conn, struct proto_ctx *ctx)
 static void redis_conn_free(void *conn)
 {
 	struct redis_conn *c = conn;
-	struct event *ev;
 
 	if (!c)
 		return;
-	while ((ev = txn_fifo_pop(&c->fifo)))
-		ev_pool_put(ev);
+	txn_fifo_release(&c->fifo);
 	strbuf_free(&c->dir[0].txt);
 	strbuf_free(&c->dir[1].txt);
 	hb_free(c->ring);
