@@ -1140,6 +1140,7 @@ static const struct cfg_field iface_fields[] = {
 };
 
 static const struct cfg_field limit_fields[] = {
+    C("enabled", CFG_BOOL, packetbeat_enabled, "true"),
     CR("flow_table.max_flows", CFG_UINT, max_flows, "65536", 1, 1 << 26),
     CR("flow_table.timeout", CFG_DURATION, flow_timeout, "30s", NS_MS, 24 * NS_H),
     CR("tcp.max_buffer", CFG_SIZE, tcp_max_buffer, "256KiB", 256, GIB),
@@ -1184,6 +1185,30 @@ static const struct cfg_field logging_fields[] = {
     C("selectors", CFG_STRLIST, log_selectors, NULL),
     C("to_stderr", CFG_BOOL, log_to_stderr, "false"),
     C("files.path", CFG_STRING, log_path, NULL),
+};
+
+/* Topbeat 1.x keys (topbeat.period, topbeat.procs, topbeat.stats.*) plus hostbeat's. The
+ * ignore list: the pseudo and virtual filesystems Metricbeat skips (its default is the nodev
+ * types of /proc/filesystems; a fixed list keeps the output the same on every kernel). */
+static const struct cfg_field topbeat_fields[] = {
+    C("enabled", CFG_BOOL, topbeat_enabled, "true"),
+    CR("period", CFG_DURATION, topbeat_period, "10s", NS_S / 10, 24 * NS_H),
+    C("hostfs", CFG_STRING, hostfs, "/"),
+    C("procs", CFG_STRLIST, procs, "['.*']"),
+    C("stats.system", CFG_BOOL, stats_system, "true"),
+    C("stats.process", CFG_BOOL, stats_process, "true"),
+    C("stats.filesystem", CFG_BOOL, stats_filesystem, "true"),
+    C("stats.cpu_per_core", CFG_BOOL, stats_cpu_per_core, "false"),
+    C("stats.container", CFG_BOOL, stats_container, "true"),
+    C("stats.cpu_ticks", CFG_BOOL, cpu_ticks, "false"),
+    C("filesystem.ignore_types", CFG_STRLIST, fs_ignore_types,
+      "[autofs, binfmt_misc, bpf, cgroup, cgroup2, configfs, debugfs, devpts, devtmpfs, "
+      "efivarfs, fuse.gvfsd-fuse, fusectl, hugetlbfs, mqueue, nsfs, overlay, proc, pstore, "
+      "ramfs, rpc_pipefs, securityfs, selinuxfs, squashfs, sysfs, tracefs]"),
+    CR("filesystem.timeout", CFG_DURATION, fs_timeout, "2s", NS_MS, 10 * 60 * NS_S),
+    CR("process.max", CFG_UINT, proc_max, "65536", 16, 4194304),
+    CR("process.cmdline_max", CFG_SIZE, cmdline_max, "4096", 64, 1048576),
+    C("container.cgroup_root", CFG_STRING, cgroup_root, "sys/fs/cgroup"),
 };
 
 static const struct cfg_field metrics_fields[] = {
@@ -1313,6 +1338,7 @@ static const struct table tables[] = {
     T("logging", logging_fields, TB_CFG),
     T("logging", logging_compat_fields, TB_COMPAT),
     T("metrics", metrics_fields, TB_CFG),
+    T("topbeat", topbeat_fields, TB_CFG),
 };
 
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
@@ -1766,6 +1792,22 @@ static int pick_output(struct loader *ld, struct hb_config *c)
 	return 0;
 }
 
+/* Topbeat's rule: with the sampler on, at least one of its stats must be on. */
+static int check_topbeat(struct loader *ld, const struct hb_config *c)
+{
+	struct flat *at;
+
+	if (!c->topbeat_enabled || c->stats_system || c->stats_process || c->stats_filesystem ||
+	    c->stats_container)
+		return 0;
+	at = section_first(ld, "topbeat");
+	if (!at)
+		return 0;
+	return fail_at(ld, at->src, at->kline, at->kcol,
+		       "topbeat: at least one of stats.system, stats.process, stats.filesystem, "
+		       "stats.container must be enabled (or set topbeat.enabled: false)");
+}
+
 static size_t edit_distance(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);
@@ -1889,6 +1931,8 @@ static int fill_all(struct loader *ld, struct hb_config *c)
 				"error, warning, info, debug");
 	if (!rc)
 		rc = pick_output(ld, c);
+	if (!rc)
+		rc = check_topbeat(ld, c);
 	if (!rc)
 		rc = check_unknown(ld);
 	if (rc)

@@ -7,6 +7,7 @@
 #include <pcap/pcap.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include "hostbeat/metrics.h"
 #include "hostbeat/proto.h"
 #include "hostbeat/shipper.h"
+#include "hostbeat/sys.h"
 #include "net/capture.h"
 
 #ifndef HB_VERSION
@@ -300,6 +302,19 @@ static void publish_self_metrics(struct ev_sink *sink)
 	ev_publish(sink, ev);
 }
 
+/* The process metricset keeps each tracked process's stat/statm/fd open between
+ * samples (within half the soft limit): raise the soft limit to the hard one. */
+static void raise_nofile_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_debug("main", "cannot raise the open-file limit: %s", strerror(errno));
+	}
+}
+
 static int run_file(struct hb_config *cfg, struct hb_clock *clock, struct ev_sink *sink)
 {
 	struct capture *c = capture_open(cfg, NULL, clock, sink);
@@ -314,6 +329,7 @@ static int run_file(struct hb_config *cfg, struct hb_clock *clock, struct ev_sin
 
 static int run_live(struct hb_config *cfg, struct hb_clock *clock, struct ev_sink *sink)
 {
+	struct sys_sampler *sampler = NULL;
 	struct capture **caps = NULL;
 	char **names = NULL;
 	size_t n = 0, ncaps = 0;
@@ -322,11 +338,21 @@ static int run_live(struct hb_config *cfg, struct hb_clock *clock, struct ev_sin
 	sigset_t set;
 	int rc = 1, sig;
 
-	if (capture_resolve_devices(cfg, &names, &n) != 0 || n == 0) {
+	if (!cfg->packetbeat_enabled && !cfg->topbeat_enabled) {
+		log_error("main",
+			  "packetbeat.enabled and topbeat.enabled are both false: nothing to do");
+		goto out;
+	}
+	if (cfg->topbeat_enabled) {
+		sampler = sys_sampler_new(cfg, sink);
+		if (!sampler || sys_sampler_start(sampler) != 0)
+			goto out;
+	}
+	if (cfg->packetbeat_enabled && (capture_resolve_devices(cfg, &names, &n) != 0 || n == 0)) {
 		log_error("capture", "no capture device to open");
 		goto out;
 	}
-	caps = hb_calloc(n, sizeof(*caps));
+	caps = hb_calloc(n ? n : 1, sizeof(*caps));
 	if (!caps)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
@@ -353,12 +379,13 @@ static int run_live(struct hb_config *cfg, struct hb_clock *clock, struct ev_sin
 			break;
 		}
 		now = clock_mono_ns();
-		if (now >= next_summary) {
+		if (now >= next_summary && ncaps) {
 			log_summary(caps, ncaps, "live");
 			next_summary = now + SUMMARY_PERIOD_S * NS_PER_SEC;
 		}
 		if (now >= next_metrics) {
 			metrics_report((unsigned)(cfg->metrics_period / NS_PER_SEC));
+			sys_self_update();
 			publish_self_metrics(sink);
 			next_metrics = now + cfg->metrics_period;
 		}
@@ -373,6 +400,7 @@ stop:
 	for (size_t i = 0; i < ncaps; i++)
 		capture_free(caps[i]);
 out:
+	sys_sampler_free(sampler); /* stops the thread first */
 	for (size_t i = 0; i < n; i++)
 		hb_free(names[i]);
 	hb_free(names);
@@ -446,6 +474,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	log_info("main", "hostbeat %s starting (config %s)", HB_VERSION, cfg.path);
+	raise_nofile_limit();
 	clock_init(&clock, cfg.pcap_file != NULL);
 	pool = ev_pool_new(cfg.queue_events + cfg.max_pending_total, cfg.max_event_bytes, 4096);
 	if (!pool) {

@@ -64,6 +64,8 @@ struct cfg_proto {
 struct hb_config {
 	char *path; /* file the config came from ("(embedded)" for the default) */
 
+	bool packetbeat_enabled; /* packetbeat.enabled: false = only the sampler runs */
+
 	/* packetbeat.interfaces */
 	struct cfg_strlist devices; /* names or globs (br-*), "any"; default docker0 else any */
 	struct cfg_strlist exclude; /* names or globs never captured */
@@ -112,6 +114,23 @@ struct hb_config {
 	struct cfg_strlist log_selectors;
 	bool log_to_stderr;
 	char *log_path;
+
+	/* topbeat.* (sys/): Topbeat 1.x keys plus hostbeat additions */
+	bool topbeat_enabled;               /* topbeat.enabled; off when replaying a file (-I) */
+	uint64_t topbeat_period;            /* ns, topbeat.period */
+	char *hostfs;                       /* topbeat.hostfs: root of /proc, /sys, /etc to read */
+	struct cfg_strlist procs;           /* topbeat.procs: regexps on the process name */
+	bool stats_system;                  /* topbeat.stats.system: cpu, load, memory */
+	bool stats_process;                 /* topbeat.stats.process */
+	bool stats_filesystem;              /* topbeat.stats.filesystem */
+	bool stats_cpu_per_core;            /* topbeat.stats.cpu_per_core: "system.core" events */
+	bool stats_container;               /* topbeat.stats.container (hostbeat) */
+	bool cpu_ticks;                     /* topbeat.stats.cpu_ticks: also emit .ticks */
+	struct cfg_strlist fs_ignore_types; /* topbeat.filesystem.ignore_types */
+	uint64_t fs_timeout;                /* ns, topbeat.filesystem.timeout: per statvfs */
+	uint64_t proc_max;                  /* topbeat.process.max: processes tracked (cap) */
+	uint64_t cmdline_max;               /* topbeat.process.cmdline_max: bytes */
+	char *cgroup_root;                  /* topbeat.container.cgroup_root, relative to hostfs */
 
 	/* metrics.* */
 	uint64_t metrics_period; /* ns */
