@@ -31,6 +31,7 @@
 #include "hostbeat/log.h"
 #include "hostbeat/mem.h"
 #include "hostbeat/proto.h"
+#include "shipper/bulk.h"
 
 #define NS_US 1000ULL
 #define NS_MS 1000000ULL
@@ -95,14 +96,9 @@ struct scratch {
 	uint64_t metrics_interval, poll_default_route;
 	char *file_filename, *file_permissions;
 	bool file_rotate_on_startup;
-	char *es_protocol, *es_path, *es_username, *es_password, *es_api_key, *es_index,
-	    *es_pipeline;
-	uint64_t es_bulk_max_size, es_worker, es_timeout, es_backoff_init, es_backoff_max;
-	int64_t es_compression_level;
-	bool ssl_enabled;
-	char *ssl_verification_mode, *ssl_certificate, *ssl_key, *ssl_key_passphrase,
-	    *ssl_ca_trusted_fingerprint, *ssl_renegotiation;
-	struct cfg_strlist ssl_cas, ssl_protocols, ssl_ciphers, ssl_curves;
+	uint64_t es_worker;
+	char *ssl_renegotiation;
+	struct cfg_strlist ssl_protocols, ssl_ciphers, ssl_curves;
 	bool fields_under_root;
 	int64_t max_procs;
 	bool log_to_files, log_to_syslog, log_json, log_metrics_enabled;
@@ -1169,9 +1165,53 @@ static const struct cfg_field console_fields[] = {
     C("pretty", CFG_BOOL, console_pretty, "false"),
 };
 
+/* Beats' names and defaults (packetbeat.md §4.1); topbeat_index and dead_letter.path are
+ * hostbeat's (two daily indices; a file for documents Elasticsearch refuses for good). */
 static const struct cfg_field es_fields[] = {
     C("enabled", CFG_BOOL, es_enabled, "true"),
     C("hosts", CFG_STRLIST, es_hosts, "[\"localhost:9200\"]"),
+    C("protocol", CFG_STRING, es_protocol, "http"),
+    C("path", CFG_STRING, es_path, ""),
+    C("username", CFG_STRING, es_username, NULL),
+    C("password", CFG_STRING, es_password, NULL),
+    C("api_key", CFG_STRING, es_api_key, NULL),
+    C("index", CFG_STRING, es_index, "packetbeat-%{+yyyy.MM.dd}"),
+    C("topbeat_index", CFG_STRING, es_topbeat_index, "topbeat-%{+yyyy.MM.dd}"),
+    C("pipeline", CFG_STRING, es_pipeline, NULL),
+    CR("bulk_max_size", CFG_UINT, es_bulk_max_size, "1600", 1, 100000),
+    CR("timeout", CFG_DURATION, es_timeout, "90s", NS_MS * 10, 24 * NS_H),
+    CR("compression_level", CFG_INT, es_compression_level, "1", 0, 9),
+    CR("backoff.init", CFG_DURATION, es_backoff_init, "1s", NS_MS, 24 * NS_H),
+    CR("backoff.max", CFG_DURATION, es_backoff_max, "60s", NS_MS, 24 * NS_H),
+    C("dead_letter.path", CFG_STRING, es_dead_letter_path, "data/dead_letter.ndjson"),
+    C("ssl.enabled", CFG_BOOL, ssl_enabled, "true"),
+    C("ssl.verification_mode", CFG_STRING, ssl_verification_mode, "full"),
+    C("ssl.certificate_authorities", CFG_STRLIST, ssl_cas, NULL),
+    C("ssl.certificate", CFG_STRING, ssl_certificate, NULL),
+    C("ssl.key", CFG_STRING, ssl_key, NULL),
+    C("ssl.key_passphrase", CFG_STRING, ssl_key_passphrase, NULL),
+    C("ssl.ca_trusted_fingerprint", CFG_STRING, ssl_ca_trusted_fingerprint, NULL),
+};
+
+static const struct cfg_field spool_fields[] = {
+    C("path", CFG_STRING, spool_path, "data/spool"),
+    CR("max_bytes", CFG_SIZE, spool_max_bytes, "1GiB", 1 << 20, 1ULL << 50),
+    CR("segment_bytes", CFG_SIZE, spool_segment_bytes, "16MiB", 64 << 10, 1ULL << 32),
+    C("fsync", CFG_STRING, spool_fsync, "batch"),
+};
+
+static const struct cfg_field template_fields[] = {
+    C("enabled", CFG_BOOL, tmpl_enabled, "true"),
+    C("name", CFG_STRING, tmpl_name, "hostbeat"),
+    C("overwrite", CFG_BOOL, tmpl_overwrite, "false"),
+    CR("settings.index.number_of_shards", CFG_INT, tmpl_shards, "1", 1, 1024),
+    CR("settings.index.number_of_replicas", CFG_INT, tmpl_replicas, "-1", -1, 64),
+};
+
+static const struct cfg_field ilm_fields[] = {
+    C("enabled", CFG_BOOL, ilm_enabled, "false"),
+    C("policy_name", CFG_STRING, ilm_policy_name, "hostbeat"),
+    CR("delete_after", CFG_DURATION, ilm_delete_after, "720h", NS_H, 100000 * NS_H),
 };
 
 static const struct cfg_field general_fields[] = {
@@ -1242,29 +1282,10 @@ static const struct cfg_field file_compat_fields[] = {
 };
 
 static const struct cfg_field es_compat_fields[] = {
-    S("protocol", CFG_STRING, es_protocol, NULL),
-    S("path", CFG_STRING, es_path, NULL),
-    S("username", CFG_STRING, es_username, NULL),
-    S("password", CFG_STRING, es_password, NULL),
-    S("api_key", CFG_STRING, es_api_key, NULL),
-    S("index", CFG_STRING, es_index, NULL),
-    S("pipeline", CFG_STRING, es_pipeline, NULL),
-    S("bulk_max_size", CFG_UINT, es_bulk_max_size, NULL),
     S("worker", CFG_UINT, es_worker, NULL),
-    S("timeout", CFG_DURATION, es_timeout, NULL),
-    SR("compression_level", CFG_INT, es_compression_level, NULL, 0, 9),
-    S("backoff.init", CFG_DURATION, es_backoff_init, NULL),
-    S("backoff.max", CFG_DURATION, es_backoff_max, NULL),
-    S("ssl.enabled", CFG_BOOL, ssl_enabled, NULL),
-    S("ssl.verification_mode", CFG_STRING, ssl_verification_mode, NULL),
-    S("ssl.certificate_authorities", CFG_STRLIST, ssl_cas, NULL),
-    S("ssl.certificate", CFG_STRING, ssl_certificate, NULL),
-    S("ssl.key", CFG_STRING, ssl_key, NULL),
-    S("ssl.key_passphrase", CFG_STRING, ssl_key_passphrase, NULL),
     S("ssl.supported_protocols", CFG_STRLIST, ssl_protocols, NULL),
     S("ssl.cipher_suites", CFG_STRLIST, ssl_ciphers, NULL),
     S("ssl.curve_types", CFG_STRLIST, ssl_curves, NULL),
-    S("ssl.ca_trusted_fingerprint", CFG_STRING, ssl_ca_trusted_fingerprint, NULL),
     S("ssl.renegotiation", CFG_STRING, ssl_renegotiation, NULL),
 };
 
@@ -1294,7 +1315,19 @@ static const struct cfg_field queue_compat_fields[] = {
 static const char *const accepted_trees[] = {
     "fields",
     "processors",
-    "setup",
+    "setup.template.settings.index.codec",
+    "setup.template.settings.index.refresh_interval",
+    "setup.template.settings._source",
+    "setup.template.append_fields",
+    "setup.template.json",
+    "setup.template.pattern",
+    "setup.template.fields",
+    "setup.ilm.check_exists",
+    "setup.ilm.overwrite",
+    "setup.ilm.rollover_alias",
+    "setup.ilm.pattern",
+    "setup.kibana",
+    "setup.dashboards",
     "monitoring",
     "path",
     "packetbeat.procs",
@@ -1339,6 +1372,9 @@ static const struct table tables[] = {
     T("logging", logging_compat_fields, TB_COMPAT),
     T("metrics", metrics_fields, TB_CFG),
     T("topbeat", topbeat_fields, TB_CFG),
+    T("queue.spool", spool_fields, TB_CFG),
+    T("setup.template", template_fields, TB_CFG),
+    T("setup.ilm", ilm_fields, TB_CFG),
 };
 
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
@@ -1792,6 +1828,54 @@ static int pick_output(struct loader *ld, struct hb_config *c)
 	return 0;
 }
 
+/* output.elasticsearch.headers is a free-form map: each scalar under it becomes one
+ * "Name: value" line of es_headers. */
+static int load_es_headers(struct loader *ld, struct hb_config *c)
+{
+	static const char prefix[] = "output.elasticsearch.headers.";
+
+	for (size_t i = 0; i < ld->fl.n; i++) {
+		struct flat *e = &ld->fl.v[i];
+		const char *name = e->key + sizeof(prefix) - 1;
+		char **v, *line;
+		size_t n;
+
+		if (strncmp(e->key, prefix, sizeof(prefix) - 1) != 0 || e->kind != FLAT_SCALAR)
+			continue;
+		if (!*name || strpbrk(name, ": \r\n") || strpbrk(e->val.s, "\r\n"))
+			return fail_at(ld, e->src, e->kline, e->kcol,
+				       "bad HTTP header %s (a name without ':' or spaces, a value on "
+				       "one line)",
+				       name);
+		n = strlen(name) + strlen(e->val.s) + 3;
+		line = hb_malloc(n);
+		v = line ? hb_realloc(c->es_headers.v, (c->es_headers.n + 1) * sizeof(*v)) : NULL;
+		if (!v) {
+			hb_free(line);
+			return fail_oom(ld);
+		}
+		snprintf(line, n, "%s: %s", name, e->val.s);
+		c->es_headers.v = v;
+		v[c->es_headers.n++] = line;
+	}
+	return 0;
+}
+
+/* An index pattern the output could not expand is a config error, not a runtime one. */
+static int check_index_pattern(struct loader *ld, const char *key, const char *pattern)
+{
+	char msg[160];
+	size_t off = 0;
+	struct flat *e;
+
+	if (!pattern || bulk_index_validate(pattern, &off, msg, sizeof(msg)) == 0)
+		return 0;
+	e = flat_find(ld, key);
+	if (!e)
+		return fail_at(ld, SRC_DEFAULT, 0, 0, "%s: %s", key, msg);
+	return fail_at(ld, e->src, e->val.line, e->val.col, "%s: %s", key, msg);
+}
+
 /* Topbeat's rule: with the sampler on, at least one of its stats must be on. */
 static int check_topbeat(struct loader *ld, const struct hb_config *c)
 {
@@ -1906,6 +1990,9 @@ static void *table_base(const struct table *t, struct hb_config *c, struct scrat
 }
 
 static const char *const log_levels[] = {"error", "warning", "info", "debug"};
+static const char *const spool_fsyncs[] = {"always", "batch", "never"};
+static const char *const ssl_modes[] = {"full", "strict", "certificate", "none"};
+static const char *const es_protocols[] = {"http", "https"};
 
 static int fill_all(struct loader *ld, struct hb_config *c)
 {
@@ -1933,6 +2020,23 @@ static int fill_all(struct loader *ld, struct hb_config *c)
 		rc = pick_output(ld, c);
 	if (!rc)
 		rc = check_topbeat(ld, c);
+	if (!rc)
+		rc = load_es_headers(ld, c);
+	if (!rc)
+		rc = check_enum(ld, "queue.spool.fsync", c->spool_fsync, spool_fsyncs,
+				NELEM(spool_fsyncs), "always, batch, never");
+	if (!rc)
+		rc = check_enum(ld, "output.elasticsearch.ssl.verification_mode",
+				c->ssl_verification_mode, ssl_modes, NELEM(ssl_modes),
+				"full, strict, certificate, none");
+	if (!rc)
+		rc = check_enum(ld, "output.elasticsearch.protocol", c->es_protocol, es_protocols,
+				NELEM(es_protocols), "http, https");
+	if (!rc)
+		rc = check_index_pattern(ld, "output.elasticsearch.index", c->es_index);
+	if (!rc)
+		rc = check_index_pattern(ld, "output.elasticsearch.topbeat_index",
+					 c->es_topbeat_index);
 	if (!rc)
 		rc = check_unknown(ld);
 	if (rc)
