@@ -383,3 +383,22 @@ void ev_remove(struct event *ev, const char *key)
 			ev->fields[out++] = ev->fields[i];
 	ev->nfields = (uint16_t)out;
 }
+
+/* key is one of keys[0, n): the same static string mostly, else equal text. */
+static bool key_in(const char *key, const char *const *keys, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (key == keys[i] || (key[0] == keys[i][0] && strcmp(key, keys[i]) == 0))
+			return true;
+	return false;
+}
+
+void ev_remove_keys(struct event *ev, const char *const *keys, size_t n)
+{
+	size_t out = 0;
+
+	for (size_t i = 0; i < ev->nfields; i++)
+		if (!key_in(ev->fields[i].key, keys, n))
+			ev->fields[out++] = ev->fields[i];
+	ev->nfields = (uint16_t)out;
+}

@@ -9,17 +9,22 @@
  *   1. The typed envelope is turned into extra ev_fields ("derived" fields, kept on
  *      the stack) — so envelope and protocol fields go through one code path and a
  *      parser's "destination.domain" lands in the same object as "destination.ip".
+ *      Derived keys come from one table (dkeys[]) in sorted key order, each with its
+ *      JSON member path prepared at compile time ("event.kind" → "event":{"kind":).
  *   2. Every field becomes an `ent` {field, seq}; seq is the insertion order, derived
- *      fields first. The ents are sorted by key, segment-wise ('.' ranks below every
+ *      fields first. The ents are ordered by key, segment-wise ('.' ranks below every
  *      other byte, so "a" < "a.b" < "a-b" < "ab"), then by elem/member, then seq.
+ *      Derived ents are in that order by construction; the protocol ents are checked
+ *      in one pass and sorted only when a parser added them out of order; then both
+ *      runs are merged.
  *   3. One linear pass writes the document: consecutive ents with the same key form a
  *      group (scalar: the last one wins; EVF_ARRAY: a JSON array in insertion order;
  *      member/elem: an array of objects). Nested objects are opened and closed by
  *      comparing the key with the last written one (its parents are the open
  *      objects). Because of the ordering, a key "k" that is also an object prefix
  *      ("k.x") is immediately followed by the "k.*" keys: the leaf is dropped and
- *      counted. Derived keys are our literals: their prefixes are compile-time
- *      constants (K()) and they are written without an escaping scan.
+ *      counted. Derived keys are our literals: their member paths are copied from
+ *      the table without an escaping scan.
  *
  *   {"@timestamp":..,"agent":{..},"destination":{"bytes":..,"domain":..,"ip":..},..}
  *
@@ -50,17 +55,20 @@
 #define TS_LEN 32
 #define ENC_PLAIN 0x80  /* derived flags only: text we formatted, plain ASCII (no scan) */
 #define SET_SCAN_MAX 64 /* related.* dedupe looks at the first 64 elements (bounded work) */
+#define DK_MAX_SEG 4    /* segments of the deepest derived key */
+#define DK_NONE 0xff    /* ent.dk of a protocol field */
+#define DK_COPY 32      /* member paths up to this long are copied with a fixed size */
 
 _Static_assert(EV_COMMUNITY_ID_LEN == COMMUNITY_ID_LEN, "event.h community_id size");
-_Static_assert(_Alignof(struct ev_field) >= _Alignof(uint64_t), "env.pfx after env.f");
 
 /* One value to write: a field of the event or a derived one, with its order.
  * pfx = the first 8 key bytes ('.' mapped to 1) big-endian: most comparisons end
- * with one integer compare. */
+ * with one integer compare. dk = the dkeys[] index of a derived field, else DK_NONE. */
 struct ent {
 	uint64_t pfx;
 	const struct ev_field *f;
 	uint32_t seq;
+	uint8_t dk;
 };
 
 /* key_prefix() of a string literal, folded at compile time: the padding makes
@@ -70,13 +78,157 @@ struct ent {
 #define KPFX(s)                                                                              \
 	(KB_(s, 0) | KB_(s, 1) | KB_(s, 2) | KB_(s, 3) | KB_(s, 4) | KB_(s, 5) | KB_(s, 6) | \
 	 KB_(s, 7))
-#define K(s) s, KPFX(s) /* a derived field's key and its prefix */
 
-/* Derived envelope fields, their key prefixes, and the text they point at. */
+/* ---- derived keys -------------------------------------------------------------- */
+
+/* A derived field's key and its JSON member path, built at compile time:
+ * "event.kind" → text "\"event\":{\"kind\":". Segment k starts at key + kseg[k] and
+ * its member at text + tseg[k]: after the objects shared with the last written key,
+ * the writer copies the rest of `text` in one go. */
+struct dkey {
+	const char *key;
+	char text[2 * DK_COPY]; /* NUL-padded: DK_COPY bytes from any segment exist */
+	uint64_t pfx;           /* KPFX(key) */
+	uint8_t len;            /* strlen(key) */
+	uint8_t tlen;           /* strlen(text) */
+	uint8_t depth;          /* '.' in the key = parent objects */
+	uint8_t kseg[DK_MAX_SEG];
+	uint8_t tseg[DK_MAX_SEG];
+};
+
+#define Q_(s) "\"" s "\""
+#define DK_(key, text, depth, ...)                                                          \
+	{                                                                                   \
+		key, text, KPFX(key), sizeof(key) - 1, sizeof(text) - 1, depth, __VA_ARGS__ \
+	}
+#define DK1(a) DK_(a, Q_(a) ":", 0, {0}, {0})
+#define DK2(a, b) DK_(a "." b, Q_(a) ":{" Q_(b) ":", 1, {0, sizeof(a)}, {0, sizeof(Q_(a) ":{") - 1})
+#define DK4(a, b, c, d)                                                         \
+	DK_(a "." b "." c "." d, Q_(a) ":{" Q_(b) ":{" Q_(c) ":{" Q_(d) ":", 3, \
+	    {0, sizeof(a), sizeof(a "." b), sizeof(a "." b "." c)},             \
+	    {0, sizeof(Q_(a) ":{") - 1, sizeof(Q_(a) ":{" Q_(b) ":{") - 1,      \
+	     sizeof(Q_(a) ":{" Q_(b) ":{" Q_(c) ":{") - 1})
+
+/* Every derived key, in sorted key order. env_build() adds the derived fields in
+ * this order and the writer relies on it (their ents are not sorted); test_encode
+ * checks the order on documents that carry all of them. */
+enum dkey_id {
+	D_TIMESTAMP,
+	D_AGENT_EPHEMERAL_ID,
+	D_AGENT_ID,
+	D_AGENT_NAME,
+	D_AGENT_TYPE,
+	D_AGENT_VERSION,
+	D_BYTES_IN,
+	D_BYTES_OUT,
+	D_CLIENT_BYTES,
+	D_CLIENT_IP,
+	D_CLIENT_PORT,
+	D_CLIENT_IP_LEGACY,
+	D_CLIENT_PORT_LEGACY,
+	D_COUNT,
+	D_DESTINATION_BYTES,
+	D_DESTINATION_IP,
+	D_DESTINATION_PORT,
+	D_ECS_VERSION,
+	D_EVENT_CATEGORY,
+	D_EVENT_DATASET,
+	D_EVENT_DURATION,
+	D_EVENT_END,
+	D_EVENT_KIND,
+	D_EVENT_MODULE,
+	D_EVENT_START,
+	D_EVENT_TYPE,
+	D_HOST_NAME,
+	D_IP,
+	D_METRICSET_NAME,
+	D_NETWORK_BYTES,
+	D_NETWORK_COMMUNITY_ID,
+	D_NETWORK_PROTOCOL,
+	D_NETWORK_TRANSPORT,
+	D_NETWORK_TYPE,
+	D_OBSERVER_INTERFACE,
+	D_PORT,
+	D_RELATED_IP,
+	D_RESPONSETIME,
+	D_SERVER_BYTES,
+	D_SERVER_IP,
+	D_SERVER_PORT,
+	D_SOURCE_BYTES,
+	D_SOURCE_IP,
+	D_SOURCE_PORT,
+	D_STATUS,
+	D_TAGS,
+	D_TRANSPORT,
+	D_TYPE,
+	D_NKEYS
+};
+
+static const struct dkey dkeys[D_NKEYS] = {
+    [D_TIMESTAMP] = DK1("@timestamp"),
+    [D_AGENT_EPHEMERAL_ID] = DK2("agent", "ephemeral_id"),
+    [D_AGENT_ID] = DK2("agent", "id"),
+    [D_AGENT_NAME] = DK2("agent", "name"),
+    [D_AGENT_TYPE] = DK2("agent", "type"),
+    [D_AGENT_VERSION] = DK2("agent", "version"),
+    [D_BYTES_IN] = DK1("bytes_in"),
+    [D_BYTES_OUT] = DK1("bytes_out"),
+    [D_CLIENT_BYTES] = DK2("client", "bytes"),
+    [D_CLIENT_IP] = DK2("client", "ip"),
+    [D_CLIENT_PORT] = DK2("client", "port"),
+    [D_CLIENT_IP_LEGACY] = DK1("client_ip"),
+    [D_CLIENT_PORT_LEGACY] = DK1("client_port"),
+    [D_COUNT] = DK1("count"),
+    [D_DESTINATION_BYTES] = DK2("destination", "bytes"),
+    [D_DESTINATION_IP] = DK2("destination", "ip"),
+    [D_DESTINATION_PORT] = DK2("destination", "port"),
+    [D_ECS_VERSION] = DK2("ecs", "version"),
+    [D_EVENT_CATEGORY] = DK2("event", "category"),
+    [D_EVENT_DATASET] = DK2("event", "dataset"),
+    [D_EVENT_DURATION] = DK2("event", "duration"),
+    [D_EVENT_END] = DK2("event", "end"),
+    [D_EVENT_KIND] = DK2("event", "kind"),
+    [D_EVENT_MODULE] = DK2("event", "module"),
+    [D_EVENT_START] = DK2("event", "start"),
+    [D_EVENT_TYPE] = DK2("event", "type"),
+    [D_HOST_NAME] = DK2("host", "name"),
+    [D_IP] = DK1("ip"),
+    [D_METRICSET_NAME] = DK2("metricset", "name"),
+    [D_NETWORK_BYTES] = DK2("network", "bytes"),
+    [D_NETWORK_COMMUNITY_ID] = DK2("network", "community_id"),
+    [D_NETWORK_PROTOCOL] = DK2("network", "protocol"),
+    [D_NETWORK_TRANSPORT] = DK2("network", "transport"),
+    [D_NETWORK_TYPE] = DK2("network", "type"),
+    [D_OBSERVER_INTERFACE] = DK4("observer", "ingress", "interface", "name"),
+    [D_PORT] = DK1("port"),
+    [D_RELATED_IP] = DK2("related", "ip"),
+    [D_RESPONSETIME] = DK1("responsetime"),
+    [D_SERVER_BYTES] = DK2("server", "bytes"),
+    [D_SERVER_IP] = DK2("server", "ip"),
+    [D_SERVER_PORT] = DK2("server", "port"),
+    [D_SOURCE_BYTES] = DK2("source", "bytes"),
+    [D_SOURCE_IP] = DK2("source", "ip"),
+    [D_SOURCE_PORT] = DK2("source", "port"),
+    [D_STATUS] = DK1("status"),
+    [D_TAGS] = DK1("tags"),
+    [D_TRANSPORT] = DK1("transport"),
+    [D_TYPE] = DK1("type"),
+};
+
+/* The date and time of day of one second, "YYYY-MM-DDTHH:MM:SS" (19 bytes): the
+ * three times of an event nearly always share it. */
+struct tcache {
+	uint64_t secs;
+	bool valid;
+	char text[19];
+};
+
+/* Derived envelope fields, their dkeys[] ids, and the text they point at. */
 struct env {
 	struct ev_field *f;
-	uint64_t *pfx;
+	uint8_t *id;
 	unsigned n, cap;
+	struct tcache tc;
 	char ts[TS_LEN], start[TS_LEN], end[TS_LEN];
 	char cip[HB_IP_STRLEN], sip[HB_IP_STRLEN];
 	size_t cip_len, sip_len; /* 0 = address not set */
@@ -110,13 +262,10 @@ static void civil(uint64_t days, unsigned *y, unsigned *m, unsigned *d)
 	*y = (unsigned)(yoe + era * 400 + (*m <= 2));
 }
 
-/* "YYYY-MM-DDTHH:MM:SS.fffZ" with 3 or 6 fraction digits; same text as
- * clock_format_rfc3339() without gmtime_r/strftime on the hot path. */
-static size_t fmt_time(uint64_t ns, int digits, char *b)
+/* "YYYY-MM-DDTHH:MM:SS" of a second since the epoch (19 bytes, no NUL). */
+static void fmt_secs(uint64_t secs, char *b)
 {
-	uint64_t secs = ns / NS_PER_SEC;
-	unsigned frac = (unsigned)(ns % NS_PER_SEC), sod = (unsigned)(secs % 86400);
-	unsigned y, m, d, i, div;
+	unsigned sod = (unsigned)(secs % 86400), y, m, d;
 
 	civil(secs / 86400, &y, &m, &d);
 	put2(b, y / 100);
@@ -131,9 +280,28 @@ static size_t fmt_time(uint64_t ns, int digits, char *b)
 	put2(b + 14, sod / 60 % 60);
 	b[16] = ':';
 	put2(b + 17, sod % 60);
+}
+
+/* "YYYY-MM-DDTHH:MM:SS.fffZ" with 3 or 6 fraction digits; same text as
+ * clock_format_rfc3339() without gmtime_r/strftime on the hot path. `tc` (may be
+ * NULL) keeps the text of the last second formatted. */
+static size_t fmt_time(struct tcache *tc, uint64_t ns, int digits, char *b)
+{
+	uint64_t secs = ns / NS_PER_SEC;
+	unsigned frac = (unsigned)(ns % NS_PER_SEC), i;
+
+	if (!tc) {
+		fmt_secs(secs, b);
+	} else {
+		if (!tc->valid || tc->secs != secs) {
+			fmt_secs(secs, tc->text);
+			tc->secs = secs;
+			tc->valid = true;
+		}
+		memcpy(b, tc->text, 19);
+	}
 	b[19] = '.';
-	div = digits == 6 ? 1000 : 1000000;
-	frac /= div;
+	frac /= digits == 6 ? 1000 : 1000000;
 	for (i = (unsigned)digits; i > 0; i--) {
 		b[19 + i] = (char)('0' + frac % 10);
 		frac /= 10;
@@ -144,16 +312,15 @@ static size_t fmt_time(uint64_t ns, int digits, char *b)
 
 /* ---- derived fields -------------------------------------------------------- */
 
-static struct ev_field *env_add(struct env *v, const char *key, uint64_t pfx, uint8_t type,
-				uint8_t flags)
+static struct ev_field *env_add(struct env *v, enum dkey_id id, uint8_t type, uint8_t flags)
 {
 	struct ev_field *f;
 
 	if (v->n == v->cap) /* cannot happen: cap is sized for the worst case */
 		return NULL;
-	v->pfx[v->n] = pfx;
+	v->id[v->n] = (uint8_t)id;
 	f = &v->f[v->n++];
-	f->key = key;
+	f->key = dkeys[id].key;
 	f->member = NULL;
 	f->elem = 0;
 	f->type = type;
@@ -161,10 +328,9 @@ static struct ev_field *env_add(struct env *v, const char *key, uint64_t pfx, ui
 	return f;
 }
 
-static void env_strn(struct env *v, const char *key, uint64_t pfx, const char *s, size_t len,
-		     uint8_t flags)
+static void env_strn(struct env *v, enum dkey_id id, const char *s, size_t len, uint8_t flags)
 {
-	struct ev_field *f = env_add(v, key, pfx, EV_T_STR, flags);
+	struct ev_field *f = env_add(v, id, EV_T_STR, flags);
 
 	if (f) {
 		f->v.s.p = s;
@@ -172,56 +338,30 @@ static void env_strn(struct env *v, const char *key, uint64_t pfx, const char *s
 	}
 }
 
-static void env_str(struct env *v, const char *key, uint64_t pfx, const char *s)
+static void env_str(struct env *v, enum dkey_id id, const char *s)
 {
 	if (s)
-		env_strn(v, key, pfx, s, strlen(s), 0);
+		env_strn(v, id, s, strlen(s), 0);
 }
 
-static void env_uint(struct env *v, const char *key, uint64_t pfx, uint64_t u)
+static void env_uint(struct env *v, enum dkey_id id, uint64_t u)
 {
-	struct ev_field *f = env_add(v, key, pfx, EV_T_UINT, 0);
+	struct ev_field *f = env_add(v, id, EV_T_UINT, 0);
 
 	if (f)
 		f->v.u = u;
 }
 
 /* An address formatted once per event (it appears up to seven times). */
-static void env_ipstr(struct env *v, const char *key, uint64_t pfx, const char *s, size_t len,
-		      uint8_t flags)
+static void env_ipstr(struct env *v, enum dkey_id id, const char *s, size_t len, uint8_t flags)
 {
 	if (len)
-		env_strn(v, key, pfx, s, len, flags | ENC_PLAIN);
+		env_strn(v, id, s, len, flags | ENC_PLAIN);
 }
 
-static void env_time(struct env *v, const char *key, uint64_t pfx, uint64_t ns, int digits,
-		     char *buf)
+static void env_time(struct env *v, enum dkey_id id, uint64_t ns, int digits, char *buf)
 {
-	env_strn(v, key, pfx, buf, fmt_time(ns, digits, buf), ENC_PLAIN);
-}
-
-/* Dotted quad without inet_ntop()'s printf; IPv6 through hb_ip_format(). */
-static size_t ip_text(const struct hb_ip *ip, char *buf)
-{
-	char *d = buf;
-	unsigned i, v;
-
-	if (ip->ver == 6)
-		return hb_ip_format(ip, buf);
-	if (ip->ver != 4)
-		return 0;
-	for (i = 0; i < 4; i++) {
-		v = ip->a[i];
-		if (i)
-			*d++ = '.';
-		if (v >= 100)
-			*d++ = (char)('0' + v / 100);
-		if (v >= 10)
-			*d++ = (char)('0' + v / 10 % 10);
-		*d++ = (char)('0' + v % 10);
-	}
-	*d = '\0';
-	return (size_t)(d - buf);
+	env_strn(v, id, buf, fmt_time(&v->tc, ns, digits, buf), ENC_PLAIN);
 }
 
 static const char *transport_name(uint8_t proto)
@@ -240,10 +380,10 @@ static const char *transport_name(uint8_t proto)
 	}
 }
 
-/* Every derived field, written in sorted key order so that sorting them is a
- * linear pass (the sort still guarantees the order if this list drifts).
- * Transactions: packetbeat.md §2.1, ecosystem.md §1.2; metrics: ecosystem.md §1.4
- * (event.dataset "system.cpu" → event.module "system", metricset.name "cpu"). */
+/* Every derived field, added in dkeys[] order: the ids never decrease, so the derived
+ * ents need no sort. Transactions: packetbeat.md §2.1, ecosystem.md §1.2; metrics:
+ * ecosystem.md §1.4 (event.dataset "system.cpu" → event.module "system",
+ * metricset.name "cpu"). */
 static void env_build(struct env *v, const struct event *ev, const struct encode_opts *o)
 {
 	bool tx = ev->kind == EV_KIND_TRANSACTION, legacy = tx && o->legacy_fields;
@@ -257,102 +397,104 @@ static void env_build(struct env *v, const struct event *ev, const struct encode
 	const char *dot = NULL, *status = tx ? ev_status_name(ev->status) : NULL;
 	size_t i;
 
-	v->cip_len = tuple ? ip_text(&ev->client_ip, v->cip) : 0;
-	v->sip_len = tuple ? ip_text(&ev->server_ip, v->sip) : 0;
+	v->cip_len = tuple ? hb_ip_format(&ev->client_ip, v->cip) : 0;
+	v->sip_len = tuple ? hb_ip_format(&ev->server_ip, v->sip) : 0;
 	if (!tx && ev->kind == EV_KIND_METRIC && ev->dataset) {
 		dot = strchr(ev->dataset, '.');
 		if (dot && (dot == ev->dataset || !dot[1]))
 			dot = NULL;
 	}
 
-	env_time(v, K("@timestamp"), ev->ts, 3, v->ts);
-	env_str(v, K("agent.ephemeral_id"), o->agent_ephemeral_id);
-	env_str(v, K("agent.id"), o->agent_id);
-	env_str(v, K("agent.name"), o->agent_name);
-	env_str(v, K("agent.type"), o->agent_type);
-	env_str(v, K("agent.version"), o->agent_version);
+	env_time(v, D_TIMESTAMP, ev->ts, 3, v->ts);
+	env_str(v, D_AGENT_EPHEMERAL_ID, o->agent_ephemeral_id);
+	env_str(v, D_AGENT_ID, o->agent_id);
+	env_str(v, D_AGENT_NAME, o->agent_name);
+	env_str(v, D_AGENT_TYPE, o->agent_type);
+	env_str(v, D_AGENT_VERSION, o->agent_version);
 	if (legacy && cbytes)
-		env_uint(v, K("bytes_in"), ev->client_bytes);
+		env_uint(v, D_BYTES_IN, ev->client_bytes);
 	if (legacy && sbytes)
-		env_uint(v, K("bytes_out"), ev->server_bytes);
+		env_uint(v, D_BYTES_OUT, ev->server_bytes);
 	if (cbytes)
-		env_uint(v, K("client.bytes"), ev->client_bytes);
-	env_ipstr(v, K("client.ip"), v->cip, v->cip_len, 0);
+		env_uint(v, D_CLIENT_BYTES, ev->client_bytes);
+	env_ipstr(v, D_CLIENT_IP, v->cip, v->cip_len, 0);
 	if (ports)
-		env_uint(v, K("client.port"), ev->client_port);
+		env_uint(v, D_CLIENT_PORT, ev->client_port);
 	if (legacy) {
-		env_ipstr(v, K("client_ip"), v->cip, v->cip_len, 0);
+		env_ipstr(v, D_CLIENT_IP_LEGACY, v->cip, v->cip_len, 0);
 		if (ports)
-			env_uint(v, K("client_port"), ev->client_port);
-		env_uint(v, K("count"), 1);
+			env_uint(v, D_CLIENT_PORT_LEGACY, ev->client_port);
+		env_uint(v, D_COUNT, 1);
 	}
 	if (sbytes)
-		env_uint(v, K("destination.bytes"), ev->server_bytes);
-	env_ipstr(v, K("destination.ip"), v->sip, v->sip_len, 0);
+		env_uint(v, D_DESTINATION_BYTES, ev->server_bytes);
+	env_ipstr(v, D_DESTINATION_IP, v->sip, v->sip_len, 0);
 	if (ports)
-		env_uint(v, K("destination.port"), ev->server_port);
-	env_strn(v, K("ecs.version"), ECS_VERSION, sizeof(ECS_VERSION) - 1, ENC_PLAIN);
+		env_uint(v, D_DESTINATION_PORT, ev->server_port);
+	env_strn(v, D_ECS_VERSION, ECS_VERSION, sizeof(ECS_VERSION) - 1, ENC_PLAIN);
 	if (tx) {
-		env_strn(v, K("event.category"), "network", 7, EVF_ARRAY | ENC_PLAIN);
-		env_str(v, K("event.dataset"), ev->dataset);
+		env_strn(v, D_EVENT_CATEGORY, "network", 7, EVF_ARRAY | ENC_PLAIN);
+		env_str(v, D_EVENT_DATASET, ev->dataset);
 		if (times)
-			env_uint(v, K("event.duration"), duration);
+			env_uint(v, D_EVENT_DURATION, duration);
 		if (ev->end_ns)
-			env_time(v, K("event.end"), ev->end_ns, 6, v->end);
-		env_str(v, K("event.kind"), "event");
+			env_time(v, D_EVENT_END, ev->end_ns, 6, v->end);
+		env_strn(v, D_EVENT_KIND, "event", 5, ENC_PLAIN);
 		if (ev->start_ns)
-			env_time(v, K("event.start"), ev->start_ns, 6, v->start);
-		env_strn(v, K("event.type"), "connection", 10, EVF_ARRAY | ENC_PLAIN);
-		env_strn(v, K("event.type"), "protocol", 8, EVF_ARRAY | ENC_PLAIN);
+			env_time(v, D_EVENT_START, ev->start_ns, 6, v->start);
+		env_strn(v, D_EVENT_TYPE, "connection", 10, EVF_ARRAY | ENC_PLAIN);
+		env_strn(v, D_EVENT_TYPE, "protocol", 8, EVF_ARRAY | ENC_PLAIN);
 	} else {
-		env_str(v, K("event.dataset"), ev->dataset);
+		env_str(v, D_EVENT_DATASET, ev->dataset);
 		if (dot)
-			env_strn(v, K("event.module"), ev->dataset, (size_t)(dot - ev->dataset), 0);
+			env_strn(v, D_EVENT_MODULE, ev->dataset, (size_t)(dot - ev->dataset), 0);
 	}
-	env_str(v, K("host.name"), o->host_name);
+	env_str(v, D_HOST_NAME, o->host_name);
 	if (legacy)
-		env_ipstr(v, K("ip"), v->sip, v->sip_len, 0);
+		env_ipstr(v, D_IP, v->sip, v->sip_len, 0);
 	if (dot)
-		env_str(v, K("metricset.name"), dot + 1);
+		env_str(v, D_METRICSET_NAME, dot + 1);
 	if (cbytes && sbytes)
-		env_uint(v, K("network.bytes"), ev->client_bytes + ev->server_bytes);
+		env_uint(v, D_NETWORK_BYTES, ev->client_bytes + ev->server_bytes);
 	if (tname && v->cip_len && v->sip_len && ev->community_id[0])
-		env_str(v, K("network.community_id"), ev->community_id);
+		env_str(v, D_NETWORK_COMMUNITY_ID, ev->community_id);
 	else if (tname && v->cip_len && v->sip_len &&
 		 community_id_v1(&ev->client_ip, &ev->server_ip, ev->client_port, ev->server_port,
 				 ev->transport, 0, v->cid) == 0)
-		env_str(v, K("network.community_id"), v->cid);
+		env_str(v, D_NETWORK_COMMUNITY_ID, v->cid);
 	if (tx)
-		env_str(v, K("network.protocol"), ev->dataset);
-	env_str(v, K("network.transport"), tname);
+		env_str(v, D_NETWORK_PROTOCOL, ev->dataset);
+	if (tname)
+		env_strn(v, D_NETWORK_TRANSPORT, tname, strlen(tname), ENC_PLAIN);
 	if (v->cip_len)
-		env_str(v, K("network.type"), ev->client_ip.ver == 4 ? "ipv4" : "ipv6");
+		env_strn(v, D_NETWORK_TYPE, ev->client_ip.ver == 4 ? "ipv4" : "ipv6", 4, ENC_PLAIN);
 	if (tx)
-		env_str(v, K("observer.ingress.interface.name"), ev->iface);
+		env_str(v, D_OBSERVER_INTERFACE, ev->iface);
 	if (legacy && ports)
-		env_uint(v, K("port"), ev->server_port);
-	env_ipstr(v, K("related.ip"), v->cip, v->cip_len, EVF_ARRAY);
-	env_ipstr(v, K("related.ip"), v->sip, v->sip_len, EVF_ARRAY);
+		env_uint(v, D_PORT, ev->server_port);
+	env_ipstr(v, D_RELATED_IP, v->cip, v->cip_len, EVF_ARRAY);
+	env_ipstr(v, D_RELATED_IP, v->sip, v->sip_len, EVF_ARRAY);
 	if (legacy && times)
-		env_uint(v, K("responsetime"), duration / NS_PER_MS);
+		env_uint(v, D_RESPONSETIME, duration / NS_PER_MS);
 	if (sbytes)
-		env_uint(v, K("server.bytes"), ev->server_bytes);
-	env_ipstr(v, K("server.ip"), v->sip, v->sip_len, 0);
+		env_uint(v, D_SERVER_BYTES, ev->server_bytes);
+	env_ipstr(v, D_SERVER_IP, v->sip, v->sip_len, 0);
 	if (ports)
-		env_uint(v, K("server.port"), ev->server_port);
+		env_uint(v, D_SERVER_PORT, ev->server_port);
 	if (cbytes)
-		env_uint(v, K("source.bytes"), ev->client_bytes);
-	env_ipstr(v, K("source.ip"), v->cip, v->cip_len, 0);
+		env_uint(v, D_SOURCE_BYTES, ev->client_bytes);
+	env_ipstr(v, D_SOURCE_IP, v->cip, v->cip_len, 0);
 	if (ports)
-		env_uint(v, K("source.port"), ev->client_port);
-	env_str(v, K("status"), status);
+		env_uint(v, D_SOURCE_PORT, ev->client_port);
+	if (status)
+		env_strn(v, D_STATUS, status, strlen(status), ENC_PLAIN);
 	for (i = 0; o->tags && i < o->tags->n; i++)
 		if (o->tags->v[i])
-			env_strn(v, K("tags"), o->tags->v[i], strlen(o->tags->v[i]), EVF_ARRAY);
-	if (legacy)
-		env_str(v, K("transport"), tname);
+			env_strn(v, D_TAGS, o->tags->v[i], strlen(o->tags->v[i]), EVF_ARRAY);
+	if (legacy && tname)
+		env_strn(v, D_TRANSPORT, tname, strlen(tname), ENC_PLAIN);
 	if (tx)
-		env_str(v, K("type"), ev->dataset);
+		env_str(v, D_TYPE, ev->dataset);
 }
 
 /* ---- ordering -------------------------------------------------------------- */
@@ -465,6 +607,53 @@ static void ent_msort(struct ent *e, size_t n, struct ent *tmp)
 	ent_merge(e, mid, n, tmp);
 }
 
+#define RUNS_MAX 32 /* ascending runs merged as they are; more → merge sort */
+
+/* Sort the protocol ents. Parsers add their fields mostly in key order, in a few
+ * ascending runs (the request's fields, then the response's; an answer's members):
+ * find the runs and merge neighbours pairwise until one is left, or merge sort when
+ * there are many. tmp holds n entries. */
+static void ent_sort(struct ent *e, size_t n, struct ent *tmp)
+{
+	size_t b[RUNS_MAX + 1], nb = 0, i, k, m; /* run k is [b[k], b[k + 1]) */
+
+	b[nb++] = 0;
+	for (i = 1; i < n; i++) {
+		if (!ent_lt(&e[i], &e[i - 1]))
+			continue;
+		if (nb == RUNS_MAX) {
+			ent_msort(e, n, tmp);
+			return;
+		}
+		b[nb++] = i;
+	}
+	b[nb] = n;
+	while (nb > 1) {
+		for (k = 0, m = 0; k < nb; k += 2, m++) {
+			if (k + 1 < nb)
+				ent_merge(e + b[k], b[k + 1] - b[k], b[k + 2] - b[k], tmp);
+			b[m] = b[k];
+		}
+		b[m] = n;
+		nb = m;
+	}
+}
+
+/* Merge the sorted runs a[0, na) (derived) and b[0, nb) (protocol) into out; on equal
+ * keys the derived ent goes first, as its seq is lower. */
+static void ent_merge_into(const struct ent *a, size_t na, const struct ent *b, size_t nb,
+			   struct ent *out)
+{
+	size_t i = 0, j = 0, k = 0;
+
+	while (i < na && j < nb)
+		out[k++] = ent_lt(&b[j], &a[i]) ? b[j++] : a[i++];
+	if (i < na)
+		memcpy(out + k, a + i, (na - i) * sizeof(*a));
+	if (j < nb)
+		memcpy(out + k, b + j, (nb - j) * sizeof(*b));
+}
+
 /* ---- scalar writers -------------------------------------------------------- */
 
 /* Length of the well-formed UTF-8 sequence at p (2..4), or -k: the first k bytes
@@ -530,6 +719,20 @@ static inline bool plain_word(const char *s)
 	return !(((x - ones * 0x20) | x | ((q - ones) & ~q) | ((b - ones) & ~b)) & hi);
 }
 
+/* Every byte of s[0, len) is plain_byte(). */
+static bool plain_text(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; len - i >= 8; i += 8)
+		if (!plain_word(s + i))
+			return false;
+	for (; i < len; i++)
+		if (!plain_byte((uint8_t)s[i]))
+			return false;
+	return true;
+}
+
 /* Room for n more bytes at o->p + o->len; false when memory is short (err set). */
 static inline bool room(struct strbuf *o, size_t n)
 {
@@ -540,17 +743,10 @@ static inline bool room(struct strbuf *o, size_t n)
  * common case); pre/post are optional single characters ('\0' = none). */
 static bool put_plain(struct strbuf *o, char pre, const char *s, size_t len, size_t cap, char post)
 {
-	size_t i;
 	char *d;
 
-	if (len > cap)
+	if (len > cap || !plain_text(s, len))
 		return false;
-	for (i = 0; len - i >= 8; i += 8)
-		if (!plain_word(s + i))
-			return false;
-	for (; i < len; i++)
-		if (!plain_byte((uint8_t)s[i]))
-			return false;
 	if (!room(o, len + 4))
 		return true; /* err is set; the document is discarded */
 	d = o->p + o->len;
@@ -671,15 +867,43 @@ truncated:
 	strbuf_putc(o, '"');
 }
 
+/* "00" "01" ... "99" */
+static const char digits2[201] = "0001020304050607080910111213141516171819"
+				 "2021222324252627282930313233343536373839"
+				 "4041424344454647484950515253545556575859"
+				 "6061626364656667686970717273747576777879"
+				 "8081828384858687888990919293949596979899";
+
+/* Decimal text of v written to end at `end`; returns its start. */
+static char *u64_text(uint64_t v, char *end)
+{
+	char *q = end;
+
+	while (v >= 100) {
+		q -= 2;
+		memcpy(q, digits2 + 2 * (v % 100), 2);
+		v /= 100;
+	}
+	if (v >= 10) {
+		q -= 2;
+		memcpy(q, digits2 + 2 * v, 2);
+	} else {
+		*--q = (char)('0' + v);
+	}
+	return q;
+}
+
 static void put_u64(struct strbuf *o, uint64_t v)
 {
-	char b[24], *q = b + sizeof(b);
+	uint64_t p = 10;
+	size_t n = 1;
 
-	do {
-		*--q = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	strbuf_append(o, q, (size_t)(b + sizeof(b) - q));
+	for (; n < 20 && v >= p; n++) /* UINT64_MAX has 20 digits */
+		p *= 10;
+	if (!room(o, n))
+		return; /* err is set; the document is discarded */
+	u64_text(v, o->p + o->len + n);
+	o->len += n;
 }
 
 static void put_i64(struct strbuf *o, int64_t v)
@@ -743,13 +967,13 @@ static void put_value(struct writer *w, const struct ent *e)
 		put_double(w, f->v.d);
 		return;
 	case EV_T_IP:
-		n = ip_text(&f->v.ip, b);
+		n = hb_ip_format(&f->v.ip, b);
 		if (!n)
 			break;
 		put_str_cap(w, b, n, SIZE_MAX);
 		return;
 	case EV_T_TIME:
-		n = fmt_time(f->v.u, 6, b);
+		n = fmt_time(NULL, f->v.u, 6, b);
 		put_str_cap(w, b, n, SIZE_MAX);
 		return;
 	default:
@@ -772,7 +996,7 @@ static bool value_eq(const struct ev_field *a, const struct ev_field *b)
 		b = x;
 	}
 	if (a->type == EV_T_IP && b->type == EV_T_STR) {
-		n = ip_text(&a->v.ip, t);
+		n = hb_ip_format(&a->v.ip, t);
 		return n && n == b->v.s.len && memcmp(t, b->v.s.p, n) == 0;
 	}
 	if (a->type != b->type)
@@ -793,10 +1017,13 @@ static bool value_eq(const struct ev_field *a, const struct ev_field *b)
 
 /* ---- structure ------------------------------------------------------------- */
 
-/* The open objects: those of the last written key's parent segments. */
-struct nest {
-	unsigned depth;
-	bool first[MAX_DEPTH + 1]; /* no member written yet at this level (0 = root) */
+/* A key split at its dots. The last written key's parent segments are the open
+ * objects. */
+struct kpath {
+	const char *key;
+	size_t len;
+	unsigned depth;          /* dots: parent objects */
+	uint32_t dot[MAX_DEPTH]; /* where they are */
 };
 
 /* [','] "key": */
@@ -810,33 +1037,146 @@ static void put_key(struct writer *w, bool comma, const char *k, size_t len)
 	strbuf_putc(w->out, ':');
 }
 
-/* [','] "key": for a key segment of a derived field: our literals are plain ASCII. */
-static void put_key_raw(struct writer *w, bool comma, const char *k, size_t len)
+/* A protocol field's key; false when it is deeper than MAX_DEPTH. */
+static bool kpath_split(struct kpath *k, const char *key)
 {
-	struct strbuf *o = w->out;
+	const char *p;
+	unsigned d = 0;
+
+	for (p = key; *p; p++) {
+		if (*p != '.')
+			continue;
+		if (d == MAX_DEPTH)
+			return false;
+		k->dot[d++] = (uint32_t)(p - key);
+	}
+	k->key = key;
+	k->len = (size_t)(p - key);
+	k->depth = d;
+	return true;
+}
+
+static void kpath_derived(struct kpath *k, const struct dkey *dk)
+{
+	k->key = dk->key;
+	k->len = dk->len;
+	k->depth = dk->depth;
+	for (unsigned i = 0; i < dk->depth; i++)
+		k->dot[i] = dk->kseg[i + 1] - 1u;
+}
+
+/* How many bytes a and b share from the start. */
+static size_t common_len(const char *a, size_t alen, const char *b, size_t blen)
+{
+	size_t n = alen < blen ? alen : blen, i = 0;
+	uint64_t x, y;
+
+	for (; n - i >= 8; i += 8) {
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		if (x != y)
+			break;
+	}
+	while (i < n && a[i] == b[i])
+		i++;
+	return i;
+}
+
+/* Parent segments `k` shares with the last written key `prev`: its dots inside the
+ * common bytes (`k` has a dot at the same place). */
+static unsigned kpath_common(const struct kpath *prev, const struct kpath *k)
+{
+	size_t same = common_len(prev->key, prev->len, k->key, k->len);
+	unsigned c = 0;
+
+	while (c < prev->depth && prev->dot[c] < same)
+		c++;
+	return c;
+}
+
+/* kpath_common() of two derived keys, from their segment tables. */
+static unsigned dkey_common(const struct dkey *prev, const struct dkey *k)
+{
+	unsigned c = 0, n;
+
+	/* the keys up to and with the dot after segment c: by the prefixes when that is
+	 * within 8 bytes (our literals hold no byte 0x01) */
+	while (c < prev->depth && c < k->depth && (n = prev->kseg[c + 1]) == k->kseg[c + 1]) {
+		if (n <= 8 ? (prev->pfx ^ k->pfx) >> (64 - 8 * n) != 0
+			   : memcmp(prev->key, k->key, n) != 0)
+			break;
+		c++;
+	}
+	return c;
+}
+
+/* Close n objects. */
+static void put_closes(struct strbuf *o, unsigned n)
+{
+	if (!n || !room(o, n))
+		return;
+	memset(o->p + o->len, '}', n);
+	o->len += n;
+}
+
+/* [','] then the members of a derived key from segment `from` on, opening the
+ * objects between them: one copy of the tail of its text. */
+static void put_dpath(struct strbuf *o, bool comma, const struct dkey *dk, unsigned from)
+{
+	size_t n = (size_t)(dk->tlen - dk->tseg[from]);
 	char *d;
 
-	if (!room(o, len + 4))
+	if (!room(o, DK_COPY + n + 1))
 		return; /* err is set; the document is discarded */
 	d = o->p + o->len;
 	if (comma)
 		*d++ = ',';
-	*d++ = '"';
-	memcpy(d, k, len);
-	d += len;
-	*d++ = '"';
-	*d++ = ':';
-	o->len = (size_t)(d - o->p);
+	/* a fixed-size copy (no call) when it fits; the bytes past n are spare room */
+	if (n <= DK_COPY && dk->tseg[from] <= DK_COPY)
+		memcpy(d, dk->text + dk->tseg[from], DK_COPY);
+	else
+		memcpy(d, dk->text + dk->tseg[from], n);
+	o->len = (size_t)(d + n - o->p);
 }
 
-/* The separator before the next member at the current level, and the key. */
-static void put_member(struct writer *w, struct nest *ns, const char *k, size_t len, bool raw)
+/* The same for a protocol field's key: "b":{"c": in one pass when those bytes need
+ * no escaping (static code strings always), else segment by segment. */
+static void put_path(struct writer *w, bool comma, const struct kpath *k, unsigned from)
 {
-	if (raw)
-		put_key_raw(w, !ns->first[ns->depth], k, len);
-	else
-		put_key(w, !ns->first[ns->depth], k, len);
-	ns->first[ns->depth] = false;
+	struct strbuf *o = w->out;
+	size_t start = from ? k->dot[from - 1] + 1 : 0, end;
+	unsigned seg;
+	char *d;
+
+	if (plain_text(k->key + start, k->len - start)) {
+		if (!room(o, k->len - start + 3 * (size_t)(k->depth - from) + 4))
+			return; /* err is set; the document is discarded */
+		d = o->p + o->len;
+		if (comma)
+			*d++ = ',';
+		*d++ = '"';
+		for (seg = from; seg < k->depth; seg++) {
+			end = k->dot[seg];
+			memcpy(d, k->key + start, end - start);
+			d += end - start;
+			memcpy(d, "\":{\"", 4);
+			d += 4;
+			start = end + 1;
+		}
+		memcpy(d, k->key + start, k->len - start);
+		d += k->len - start;
+		*d++ = '"';
+		*d++ = ':';
+		o->len = (size_t)(d - o->p);
+		return;
+	}
+	for (seg = from; seg <= k->depth; seg++, comma = false) {
+		end = seg < k->depth ? k->dot[seg] : k->len;
+		put_key(w, comma, k->key + start, end - start);
+		if (seg < k->depth)
+			strbuf_putc(o, '{');
+		start = end + 1;
+	}
 }
 
 /* Static names are mostly distinct: settle most comparisons without a call. */
@@ -878,6 +1218,10 @@ static void put_group(struct writer *w, const struct ent *e, size_t n)
 	size_t k, j, first_member = n, nscalar = 0;
 	bool is_set, any = false;
 
+	if (n == 1 && !e->f->member && !(e->f->flags & EVF_ARRAY)) {
+		put_value(w, e); /* the common case: one scalar */
+		return;
+	}
 	for (k = 0; k < n; k++) {
 		if (e[k].f->member) {
 			first_member = k;
@@ -898,7 +1242,7 @@ static void put_group(struct writer *w, const struct ent *e, size_t n)
 	}
 	if (nscalar)
 		w->conflicts++; /* scalar and array under one key: the array wins */
-	is_set = strncmp(e[0].f->key, "related.", 8) == 0;
+	is_set = e[0].pfx == KPFX("related.") && strncmp(e[0].f->key, "related.", 8) == 0;
 	strbuf_putc(w->out, '[');
 	for (k = 0; k < n; k++) {
 		if (!(e[k].f->flags & EVF_ARRAY))
@@ -943,78 +1287,70 @@ static bool ent_inside(const struct ent *a, size_t alen, const struct ent *b)
 	return is_inside(a->f->key, b->f->key);
 }
 
+/* Same key as e[i]: derived ents of one key share their dkeys[] index. */
+static inline bool same_key(const struct ent *a, const struct ent *b)
+{
+	if (a->pfx != b->pfx)
+		return false;
+	if (a->dk != DK_NONE && b->dk != DK_NONE)
+		return a->dk == b->dk;
+	return ent_key_cmp(a, b) == 0;
+}
+
 static void put_ents(struct writer *w, const struct ent *e, size_t n)
 {
-	struct nest ns;
-	const char *seg[MAX_DEPTH + 1], *prev = NULL;
-	size_t seglen[MAX_DEPTH + 1];
-	size_t i = 0, j;
-	unsigned nseg, common, k;
-	bool too_deep;
+	struct kpath kp[2], *prev = NULL, *cur = &kp[0];
+	const struct dkey *prev_dk = NULL; /* prev's dkey, when it was a derived key */
+	unsigned common, open = 0;         /* open objects = the parents of prev */
+	size_t i, j;
 
-	ns.depth = 0;
-	ns.first[0] = true;
 	strbuf_putc(w->out, '{');
-	for (; i < n; i = j) {
-		const char *key = e[i].f->key, *p, *dot, *a;
-		bool raw = e[i].seq < w->nderived; /* our literals: plain ASCII */
+	for (i = 0; i < n; i = j) {
+		const struct dkey *dk = e[i].dk != DK_NONE ? &dkeys[e[i].dk] : NULL;
 
-		for (j = i + 1; j < n && e[j].pfx == e[i].pfx && ent_key_cmp(&e[j], &e[i]) == 0;
-		     j++)
+		for (j = i + 1; j < n && same_key(&e[j], &e[i]); j++)
 			;
-		/* The parent segments shared with the last written key (its parents are the
-		 * open objects): whole segments of the common prefix. */
-		common = 0;
-		p = key;
-		if (prev)
-			for (a = prev, dot = key; *dot && *a == *dot; a++, dot++)
-				if (*dot == '.') {
-					common++;
-					p = dot + 1;
-				}
-		/* split the rest of the key into segments */
-		nseg = common;
-		too_deep = false;
-		for (;; p = dot + 1) {
-			if (nseg == MAX_DEPTH + 1) {
-				too_deep = true;
-				break;
-			}
-			for (dot = p; *dot && *dot != '.'; dot++)
-				;
-			seg[nseg] = p;
-			seglen[nseg++] = (size_t)(dot - p);
-			if (!*dot)
-				break;
+		if (dk && prev_dk && (j == n || e[j].dk != DK_NONE)) {
+			/* derived after derived, followed by a derived key or nothing: no key
+			 * of dkeys[] is inside another one, so only the nesting changes */
+			common = dkey_common(prev_dk, dk);
+			put_closes(w->out, open - common);
+			put_dpath(w->out, true, dk, common);
+			open = dk->depth;
+			prev_dk = dk;
+			prev = NULL;
+			put_group(w, e + i, j - i);
+			continue;
 		}
-		if (too_deep) {
+		if (dk) {
+			kpath_derived(cur, dk);
+		} else if (!kpath_split(cur, e[i].f->key)) {
 			w->conflicts++; /* deeper than MAX_DEPTH */
 			continue;
 		}
-		if (j < n &&
-		    ent_inside(&e[i], (size_t)(seg[nseg - 1] + seglen[nseg - 1] - key), &e[j])) {
+		if (j < n && ent_inside(&e[i], cur->len, &e[j])) {
 			w->conflicts++; /* "a" and "a.b": keep the object */
 			continue;
 		}
-		/* close the open objects that are not parents of this key, open the rest */
-		prev = key;
-		while (ns.depth > common) {
-			strbuf_putc(w->out, '}');
-			ns.depth--;
+		/* close the open objects that are not parents of this key, open the rest;
+		 * a member follows another one at its level unless it is the first key */
+		if (prev_dk && !prev) {
+			prev = cur == &kp[0] ? &kp[1] : &kp[0];
+			kpath_derived(prev, prev_dk);
 		}
-		for (k = common; k < nseg - 1; k++) {
-			put_member(w, &ns, seg[k], seglen[k], raw);
-			strbuf_putc(w->out, '{');
-			ns.depth++;
-			ns.first[ns.depth] = true;
-		}
-		put_member(w, &ns, seg[nseg - 1], seglen[nseg - 1], raw);
+		common = prev ? kpath_common(prev, cur) : 0;
+		put_closes(w->out, open - common);
+		if (dk)
+			put_dpath(w->out, prev != NULL, dk, common);
+		else
+			put_path(w, prev != NULL, cur, common);
+		open = cur->depth;
+		prev = cur;
+		prev_dk = dk;
+		cur = prev == &kp[0] ? &kp[1] : &kp[0];
 		put_group(w, e + i, j - i);
 	}
-	while (ns.depth > 0) {
-		strbuf_putc(w->out, '}');
-		ns.depth--;
-	}
+	put_closes(w->out, open);
 	strbuf_putc(w->out, '}');
 }
 
@@ -1023,13 +1359,13 @@ static void put_ents(struct writer *w, const struct ent *e, size_t n)
 int encode_event(const struct event *ev, const struct encode_opts *o, struct strbuf *out)
 {
 	struct ev_field dstack[ENV_STACK];
-	uint64_t pstack[ENV_STACK];
-	struct ent estack[2 * ENT_STACK]; /* entries, then the merge scratch */
+	uint8_t idstack[ENV_STACK];
+	struct ent estack[2 * ENT_STACK]; /* the merged ents, then the two runs */
 	struct ev_field *dheap = NULL;
-	struct ent *ents = estack, *tmp = estack + ENT_STACK, *eheap = NULL;
+	struct ent *ents = estack, *runs = estack + ENT_STACK, *eheap = NULL, *pe;
 	struct env env;
 	struct writer w;
-	size_t start, ntags, nent = 0, nmax, i;
+	size_t start, ntags, np = 0, nmax, i;
 	int rc = 0;
 
 	if (!ev || !o || !out)
@@ -1038,18 +1374,19 @@ int encode_event(const struct event *ev, const struct encode_opts *o, struct str
 	ntags = o->tags ? o->tags->n : 0;
 
 	env.f = dstack;
-	env.pfx = pstack;
+	env.id = idstack;
 	env.cap = ENV_STACK;
 	env.n = 0;
+	env.tc.valid = false;
 	if (ENV_FIXED + ntags > ENV_STACK) {
-		/* the fields, then their prefixes (ev_field is 8-byte aligned) */
-		dheap = hb_malloc((ENV_FIXED + ntags) * (sizeof(*dheap) + sizeof(uint64_t)));
+		/* the fields, then their ids */
+		dheap = hb_malloc((ENV_FIXED + ntags) * (sizeof(*dheap) + 1));
 		if (!dheap) {
 			rc = -ENOMEM;
 			goto out;
 		}
 		env.f = dheap;
-		env.pfx = (uint64_t *)(void *)(dheap + ENV_FIXED + ntags);
+		env.id = (uint8_t *)(dheap + ENV_FIXED + ntags);
 		env.cap = (unsigned)(ENV_FIXED + ntags);
 	}
 	env_build(&env, ev, o);
@@ -1062,32 +1399,34 @@ int encode_event(const struct event *ev, const struct encode_opts *o, struct str
 			goto out;
 		}
 		ents = eheap;
-		tmp = eheap + nmax;
+		runs = eheap + nmax;
 	}
+	/* derived: runs[0, env.n), in key order by construction */
 	for (i = 0; i < env.n; i++) {
-		ents[nent].pfx = env.pfx[i];
-		ents[nent].f = &env.f[i];
-		ents[nent].seq = (uint32_t)nent;
-		nent++;
+		runs[i].pfx = dkeys[env.id[i]].pfx;
+		runs[i].f = &env.f[i];
+		runs[i].seq = (uint32_t)i;
+		runs[i].dk = env.id[i];
 	}
+	/* protocol fields: after them, sorted unless they came in order */
+	pe = runs + env.n;
 	for (i = 0; i < ev->nfields; i++) {
 		if (!ev->fields[i].key)
 			continue;
-		ents[nent].pfx = key_prefix(ev->fields[i].key);
-		ents[nent].f = &ev->fields[i];
-		ents[nent].seq = (uint32_t)nent;
-		nent++;
+		pe[np].pfx = key_prefix(ev->fields[i].key);
+		pe[np].f = &ev->fields[i];
+		pe[np].seq = (uint32_t)(env.n + np);
+		pe[np].dk = DK_NONE;
+		np++;
 	}
-	/* derived: already (nearly) in order; protocol fields: any order; then merge */
-	ent_isort(ents, env.n);
-	ent_msort(ents + env.n, nent - env.n, tmp);
-	ent_merge(ents, env.n, nent, tmp);
+	ent_sort(pe, np, ents); /* ents is scratch until the merge */
+	ent_merge_into(runs, env.n, pe, np, ents);
 
 	w.out = out;
 	w.max_string = o->max_string ? o->max_string : ENCODE_DEFAULT_MAX_STRING;
 	w.nderived = env.n;
 	w.conflicts = w.truncated = w.non_finite = 0;
-	put_ents(&w, ents, nent);
+	put_ents(&w, ents, env.n + np);
 
 	/* Anomalies are rare: the counter lookup happens only when one occurred. */
 	if (w.conflicts)

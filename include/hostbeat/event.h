@@ -167,6 +167,8 @@ int ev_set_fmt(struct event *ev, const char *key, const char *fmt, ...)
 const struct ev_field *ev_find(const struct event *ev, const char *key);
 /* Remove every field with this key (e.g. a pending request field replaced later). */
 void ev_remove(struct event *ev, const char *key);
+/* ev_remove() of each of keys[0, n), in one pass over the fields. */
+void ev_remove_keys(struct event *ev, const char *const *keys, size_t n);
 
 /* Copy `len` bytes into the arena (s == NULL: reserve them uninitialised), NUL-terminated;
  * returns the copy or NULL when the cap refused it. */

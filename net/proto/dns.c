@@ -39,6 +39,7 @@
  * unmatched); when its response arrives those fields are replaced by the
  * response's, as Packetbeat does.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -333,6 +334,22 @@ static const char *code_lookup(const struct code_name *t, size_t n, unsigned cod
 
 #define LOOKUP(table, code) code_lookup(table, sizeof(table) / sizeof(table[0]), code)
 
+/* "%u" of v without printf (a TTL per answer); buf holds 11 bytes. Returns the length. */
+static size_t u32_text(uint32_t v, char *buf)
+{
+	char tmp[10], *q = tmp + sizeof(tmp);
+	size_t n;
+
+	do {
+		*--q = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	n = (size_t)(tmp + sizeof(tmp) - q);
+	memcpy(buf, q, n);
+	buf[n] = '\0';
+	return n;
+}
+
 /* Name or decimal number (Packetbeat: dnsTypeToString etc. fall back to the number). */
 static const char *code_text(const struct code_name *t, size_t n, unsigned code, char *buf,
 			     size_t size)
@@ -471,9 +488,13 @@ static const char *const dns_two_label_suffixes[] = {
 
 static bool two_label_suffix(const char *s)
 {
+	/* the suffixes are lowercase: the first byte rules out nearly all of them */
+	int c0 = tolower((unsigned char)s[0]);
+
 	for (size_t i = 0; i < sizeof(dns_two_label_suffixes) / sizeof(dns_two_label_suffixes[0]);
 	     i++)
-		if (strcasecmp(s, dns_two_label_suffixes[i]) == 0)
+		if (c0 == dns_two_label_suffixes[i][0] &&
+		    strcasecmp(s, dns_two_label_suffixes[i]) == 0)
 			return true;
 	return false;
 }
@@ -1078,12 +1099,12 @@ static void emit_rr_fields(struct event *ev, const char *key, unsigned elem, con
 {
 	char tb[16], cb[16], ttl_txt[16];
 	const char *tn = CODE_TEXT(dns_types, type, tb), *cn = CODE_TEXT(dns_classes, klass, cb);
-	int n = snprintf(ttl_txt, sizeof(ttl_txt), "%u", ttl);
+	size_t n = u32_text(ttl, ttl_txt);
 
 	ev_obj_str(ev, key, elem, "name", name, name_len);
 	ev_obj_str(ev, key, elem, "type", tn, strlen(tn));
 	ev_obj_str(ev, key, elem, "class", cn, strlen(cn));
-	ev_obj_str(ev, key, elem, "ttl", ttl_txt, (size_t)n);
+	ev_obj_str(ev, key, elem, "ttl", ttl_txt, n);
 	for (unsigned i = 0; i < t->nx; i++) {
 		if (t->x[i].num)
 			ev_obj_uint(ev, key, elem, t->x[i].key, t->x[i].u);
@@ -1140,10 +1161,9 @@ static void emit_header(const struct dns_emit *e, const struct dns_summary *s)
 	if (s->has_opt && s->do_bit)
 		ev_append_str(ev, "dns.header_flags", "DO", 2);
 	if (s->has_opt) {
-		char v[8];
-		int n = snprintf(v, sizeof(v), "%u", s->version);
+		char v[16];
 
-		ev_set_str(ev, "dns.opt.version", v, (size_t)n);
+		ev_set_str(ev, "dns.opt.version", v, u32_text(s->version, v));
 		ev_set_bool(ev, "dns.opt.do", s->do_bit);
 		ev_set_uint(ev, "dns.opt.udp_size", s->udp_size);
 		/* miekg's ExtendedRcode(): the upper 8 bits only, shifted into place. */
@@ -1325,8 +1345,8 @@ static const char *const dns_emitted_keys[] = {
 
 static void remove_emitted(struct event *ev)
 {
-	for (size_t i = 0; i < sizeof(dns_emitted_keys) / sizeof(dns_emitted_keys[0]); i++)
-		ev_remove(ev, dns_emitted_keys[i]);
+	ev_remove_keys(ev, dns_emitted_keys,
+		       sizeof(dns_emitted_keys) / sizeof(dns_emitted_keys[0]));
 }
 
 /* ---- transactions ------------------------------------------------------------ */

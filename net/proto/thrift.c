@@ -1029,14 +1029,33 @@ static bool element_prefix(struct thrift_conn *c, struct th_dir *d, struct th_le
 	return false;
 }
 
+/* "%" PRId64 of v without printf (every integer of every message); buf holds 21
+ * bytes. Returns buf. */
+static char *i64_text(int64_t v, char *buf)
+{
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+	char tmp[20], *q = tmp + sizeof(tmp), *d = buf;
+	size_t n;
+
+	do {
+		*--q = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*d++ = '-';
+	n = (size_t)(tmp + sizeof(tmp) - q);
+	memcpy(d, q, n);
+	d[n] = '\0';
+	return buf;
+}
+
 static void render_int(struct thrift_conn *c, struct th_dir *d, bool muted, int64_t v)
 {
 	char buf[24];
 
 	if (muted)
 		return;
-	snprintf(buf, sizeof(buf), "%" PRId64, v);
-	out_puts(c, d, buf);
+	out_puts(c, d, i64_text(v, buf));
 }
 
 static void render_bool(struct thrift_conn *c, struct th_dir *d, bool muted, bool v)
@@ -1251,7 +1270,8 @@ static enum step read_field(struct thrift_conn *c, struct th_dir *d, struct curs
 	muted = element_prefix(c, d, lv, lv->idx);
 	lv->idx++;
 	if (!muted) {
-		snprintf(buf, sizeof(buf), "%d: ", (int)id);
+		i64_text(id, buf); /* "%d: " */
+		strcat(buf, ": ");
 		out_puts(c, d, buf);
 	}
 	if (top && lv->idx == 1) {

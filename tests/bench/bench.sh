@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 BUILD=${BUILD:-build}
+HB=${HOSTBEAT:-./hostbeat} # the binary under test
 RUNS=${RUNS:-3}
 PCAP=${BENCH_PCAP:-$BUILD/bench/bench.pcap}
 out=$(mktemp -d /tmp/hostbeat-bench.XXXXXX)
@@ -56,14 +57,14 @@ tshark_protos="http or dns or mysql or pgsql or resp or memcache or thrift or mo
 tshark_decode=(-d tcp.port==27017,mongo -d tcp.port==9090,thrift -d tcp.port==6379,resp)
 
 echo "running (median of $RUNS, pinned to one core) ..."
-read -r hb_wall hb_cpu hb_rss < <(measure ./hostbeat -c "$out/bench.yml" -t -I "$PCAP")
+read -r hb_wall hb_cpu hb_rss < <(measure "$HB" -c "$out/bench.yml" -t -I "$PCAP")
 hb_events=$(cat "$out"/data/*.ndjson 2>/dev/null | wc -l || true)
-./hostbeat -c "$out/bench.yml" -t -I "$PCAP" -e -E logging.level=info 2>"$out/hb.log" >/dev/null
+"$HB" -c "$out/bench.yml" -t -I "$PCAP" -e -E logging.level=info 2>"$out/hb.log" >/dev/null
 # The foundation issue's configuration: HTTP and DNS only (the other packets are
 # read and filtered out).
 sed -n '1,5p' "$out/bench.yml" >"$out/httpdns.yml"
 sed -n '/^output.file:/,$p' "$out/bench.yml" >>"$out/httpdns.yml"
-read -r hd_wall hd_cpu hd_rss < <(measure ./hostbeat -c "$out/httpdns.yml" -t -I "$PCAP")
+read -r hd_wall hd_cpu hd_rss < <(measure "$HB" -c "$out/httpdns.yml" -t -I "$PCAP")
 read -r td_wall td_cpu td_rss < <(measure tcpdump -r "$PCAP" -w /dev/null)
 read -r ts_wall ts_cpu ts_rss < <(RUNS=1 measure tshark -n -r "$PCAP" -T ek -Y "$tshark_protos" \
 	-j "$tshark_protos" "${tshark_decode[@]}")
@@ -96,8 +97,8 @@ while read -r proto n; do
 	sed -n '1,3p' "$out/bench.yml" >"$out/one.yml"
 	grep -F -- "- {type: $proto," "$out/bench.yml" >>"$out/one.yml"
 	sed -n '/^output.file:/,$p' "$out/bench.yml" >>"$out/one.yml"
-	read -r w c _ < <(RUNS=1 measure ./hostbeat -c "$out/one.yml" -t -I "$PCAP")
-	./hostbeat -c "$out/one.yml" -t -N -I "$PCAP" -e -E logging.level=info 2>"$out/one.log" >/dev/null
+	read -r w c _ < <(RUNS=1 measure "$HB" -c "$out/one.yml" -t -I "$PCAP")
+	"$HB" -c "$out/one.yml" -t -N -I "$PCAP" -e -E logging.level=info 2>"$out/one.log" >/dev/null
 	got=$(grep "\[summary\]" "$out/one.log" | grep -oE " $proto=[0-9]+" | tail -n 1 | cut -d= -f2)
 	awk -v p="$proto" -v g="${got:-0}" -v n="$n" -v w="$w" -v c="$c" \
 		'BEGIN{printf "  %-9s %9d %9d %8.2f %12.0f\n", p, g, n, c, g/w}'

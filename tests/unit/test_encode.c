@@ -622,6 +622,199 @@ static void test_index_names(void **state)
 	ev_pool_put(ev);
 }
 
+/* ---- key order at every level, on the raw text ---------------------------------- */
+
+static const char *check_value(const char *p);
+
+static const char *skip_string(const char *p)
+{
+	assert_int_equal(*p, '"');
+	for (p++; *p != '"'; p++) {
+		assert_int_not_equal(*p, '\0');
+		if (*p == '\\')
+			p++;
+	}
+	return p + 1;
+}
+
+/* Members strictly increasing in byte order (no duplicates); returns the end. */
+static const char *check_object(const char *p)
+{
+	const char *prev = NULL, *k, *e;
+	size_t prev_len = 0, len;
+	int c;
+
+	assert_int_equal(*p++, '{');
+	if (*p == '}')
+		return p + 1;
+	for (;;) {
+		k = p + 1;
+		e = skip_string(p);
+		len = (size_t)(e - 1 - k);
+		if (prev) {
+			c = memcmp(prev, k, prev_len < len ? prev_len : len);
+			if (!(c < 0 || (c == 0 && prev_len < len)))
+				fail_msg("\"%.*s\" after \"%.*s\"", (int)len, k, (int)prev_len,
+					 prev);
+		}
+		prev = k;
+		prev_len = len;
+		assert_int_equal(*e, ':');
+		p = check_value(e + 1);
+		if (*p == ',') {
+			p++;
+			continue;
+		}
+		assert_int_equal(*p, '}');
+		return p + 1;
+	}
+}
+
+static const char *check_value(const char *p)
+{
+	if (*p == '{')
+		return check_object(p);
+	if (*p == '"')
+		return skip_string(p);
+	if (*p == '[') {
+		if (*++p == ']')
+			return p + 1;
+		for (;;) {
+			p = check_value(p);
+			if (*p == ']')
+				return p + 1;
+			assert_int_equal(*p++, ',');
+		}
+	}
+	while (*p && *p != ',' && *p != '}' && *p != ']')
+		p++;
+	return p;
+}
+
+static void check_sorted_doc(const char *doc)
+{
+	json_object *j = parse(doc);
+
+	assert_int_equal(*check_object(doc), '\0');
+	json_object_put(j);
+}
+
+/* Every derived key (the encoder's table must be in key order: transaction with
+ * legacy fields, tags and an interface; metric with module/metricset), with parser
+ * keys landing before, between and inside the envelope objects. */
+static void test_key_order_everywhere(void **state)
+{
+	static const char *const keys[] = {
+	    "!first",        "@timestamp.x", "agent.aa",
+	    "agent.zz",      "bytes_im",     "client.x",
+	    "client_ipx",    "count.x",      "destination.a",
+	    "destination.q", "ecs.aaa",      "event.action",
+	    "event.outcome", "host.id",      "ipa",
+	    "metricset.a",   "network.name", "observer.ingress.interface.id",
+	    "observer.name", "port_x",       "related.hosts",
+	    "responsetimes", "server.x",     "source.z",
+	    "statuses",      "tagz",         "transports",
+	    "type_x",        "zzz.last",
+	};
+	struct fx *f = *state;
+	char *tv[] = {"t1", "t\"2", "t3"};
+	struct cfg_strlist tags = {tv, 3};
+	struct event *ev;
+	json_object *j;
+	const char *doc;
+	size_t i;
+
+	f->o.agent_name = "n";
+	f->o.agent_id = "id";
+	f->o.agent_ephemeral_id = "eid";
+	f->o.agent_type = "hostbeat";
+	f->o.agent_version = "1";
+	f->o.host_name = "h";
+	f->o.tags = &tags;
+	f->o.legacy_fields = true;
+	for (int v6 = 0; v6 < 2; v6++) {
+		ev = http_txn(f);
+		ev->iface = "eth0";
+		if (v6) {
+			ev->client_ip = ip("2001:db8::1");
+			ev->server_ip = ip("::ffff:10.0.0.1");
+		}
+		/* reverse order: one run per key */
+		for (i = sizeof(keys) / sizeof(keys[0]); i-- > 0;)
+			assert_int_equal(ev_set_uint(ev, keys[i], i), 0);
+		assert_int_equal(ev_append_ip(ev, "related.ip", &ev->server_ip), 0); /* dup */
+		doc = enc(f, ev);
+		check_sorted_doc(doc);
+		j = parse(doc);
+		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			assert_int_equal(at_int(j, keys[i]), i);
+		assert_string_equal(at_str(j, "observer.ingress.interface.name"), "eth0");
+		assert_int_equal(at_int(j, "bytes_in"), 130);
+		assert_int_equal(at_int(j, "responsetime"), 18);
+		assert_int_equal(json_object_array_length(at(j, "related.ip")), 2);
+		assert_int_equal(json_object_array_length(at(j, "tags")), 3);
+		assert_string_equal(at_str(j, "network.type"), v6 ? "ipv6" : "ipv4");
+		assert_string_equal(at_str(j, "client_ip"), v6 ? "2001:db8::1" : "172.31.98.49");
+		assert_string_equal(at_str(j, "ip"), v6 ? "::ffff:10.0.0.1" : "93.184.216.34");
+		json_object_put(j);
+		ev_pool_put(ev);
+	}
+
+	ev = ev_pool_get(f->pool, EV_KIND_METRIC, "system.cpu");
+	assert_non_null(ev);
+	ev->ts = T_START;
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		assert_int_equal(ev_set_uint(ev, keys[i], i), 0);
+	doc = enc(f, ev);
+	check_sorted_doc(doc);
+	j = parse(doc);
+	assert_string_equal(at_str(j, "event.module"), "system");
+	assert_string_equal(at_str(j, "metricset.name"), "cpu");
+	assert_int_equal(at_int(j, "metricset.a"), 15);
+	json_object_put(j);
+	ev_pool_put(ev);
+}
+
+/* The same fields in any insertion order give the same document: in order, in a
+ * few runs (merged as they are), in many runs (merge sort), with arrays of objects
+ * whose members come unsorted. */
+static void test_insertion_order(void **state)
+{
+	enum { N = 60 };
+	struct fx *f = *state;
+	char keys[N][16], want[8192];
+	unsigned perm[N], i, k, runs;
+	struct event *ev;
+
+	for (i = 0; i < N; i++)
+		snprintf(keys[i], sizeof(keys[i]), "%c%c.k%02u", 'a' + i % 7, 'a' + i % 3, i);
+	for (runs = 0; runs <= N; runs = runs ? runs * 2 : 1) {
+		/* runs == 0: sorted order; else `runs` interleaved ascending sequences */
+		for (i = 0, k = 0; runs && k < runs; k++)
+			for (unsigned x = k; x < N; x += runs)
+				perm[i++] = x;
+		for (i = 0; !runs && i < N; i++)
+			perm[i] = i;
+		ev = http_txn(f);
+		for (i = 0; i < N; i++) {
+			/* sorted order of these keys is not index order: insert by index */
+			assert_int_equal(ev_set_uint(ev, keys[perm[i]], perm[i]), 0);
+		}
+		for (i = 0; i < 3; i++) {
+			assert_int_equal(ev_obj_str(ev, "dns.answers", i, "name", "n", 1), 0);
+			assert_int_equal(ev_obj_str(ev, "dns.answers", i, "type", "A", 1), 0);
+			assert_int_equal(ev_obj_uint(ev, "dns.answers", i, "class", i), 0);
+		}
+		if (!runs)
+			snprintf(want, sizeof(want), "%s", enc(f, ev));
+		else
+			assert_string_equal(enc(f, ev), want);
+		check_sorted_doc(want);
+		ev_pool_put(ev);
+	}
+	assert_non_null(strstr(want, "\"answers\":[{\"class\":0,\"name\":\"n\",\"type\":\"A\"},"));
+}
+
 /* More fields and tags than the stack arrays hold: the heap path. */
 static void test_many_fields(void **state)
 {
@@ -692,6 +885,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_string_cap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_doubles, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_index_names, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_key_order_everywhere, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_insertion_order, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_many_fields, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pretty, setup, teardown),
