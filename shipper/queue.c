@@ -155,6 +155,43 @@ size_t ship_queue_pop(struct ship_queue *q, struct event **out, size_t max)
 	return n;
 }
 
+size_t ship_queue_pop_wait(struct ship_queue *q, struct event **out, size_t max, uint64_t wait_ns,
+			   bool *closed)
+{
+	struct timespec deadline;
+	size_t n = 0;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += (time_t)(wait_ns / 1000000000ULL);
+	deadline.tv_nsec += (long)(wait_ns % 1000000000ULL);
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&q->lock);
+	if (wait_ns) {
+		q->consumer_waiting++;
+		while (!q->len && !q->closed &&
+		       pthread_cond_timedwait(&q->not_empty, &q->lock, &deadline) == 0)
+			;
+		q->consumer_waiting--;
+	}
+	while (n < max && q->head) {
+		out[n++] = q->head;
+		q->head = q->head->next;
+	}
+	if (!q->head)
+		q->tail = NULL;
+	q->len -= n;
+	metric_set(q->length, q->len);
+	if (n && q->producers_waiting && q->len <= q->cap / 2)
+		pthread_cond_broadcast(&q->not_full);
+	if (closed)
+		*closed = q->closed && !q->len;
+	pthread_mutex_unlock(&q->lock);
+	return n;
+}
+
 void ship_queue_close(struct ship_queue *q)
 {
 	pthread_mutex_lock(&q->lock);

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "hostbeat/event.h"
 
@@ -21,6 +22,11 @@ int ship_queue_push(struct ship_queue *q, struct event *ev, bool block, bool *wa
 /* Move up to `max` events, oldest first, into out[] under one lock; waits while the
  * queue is empty and open. Returns the count; 0 means closed and empty. */
 size_t ship_queue_pop(struct ship_queue *q, struct event **out, size_t max);
+/* Like ship_queue_pop() but waits at most wait_ns (0: not at all) for the first
+ * event and does not linger for a batch. *closed (may be NULL) is set when the
+ * queue is closed and now empty. */
+size_t ship_queue_pop_wait(struct ship_queue *q, struct event **out, size_t max, uint64_t wait_ns,
+			   bool *closed);
 /* Refuse further pushes, wake every waiter; pops still drain what is queued. */
 void ship_queue_close(struct ship_queue *q);
 /* Blocking producers wait once `n` events are queued (0 or > cap: the capacity).

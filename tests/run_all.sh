@@ -77,6 +77,7 @@ layer golden pytest_layer golden tests/pcap
 if [[ ${ASAN:-} != 1 ]]; then
 	layer fuzz make --no-print-directory -j2 fuzz-replay
 fi
+layer esdouble pytest_layer esdouble tests/esdouble
 layer integration pytest_layer integration tests/integration
 
 echo
