@@ -55,7 +55,7 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(LIB) $(LDLIBS) -lcmocka
 
 $(BUILD)/tools/%: tests/tools/%.c $(LIB)
 	@mkdir -p $(dir $@)
@@ -151,4 +151,4 @@ format-check:
 clean:
 	rm -rf build build-asan build-fuzz hostbeat
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/core/main.d $(FUZZ_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(BUILD)/core/main.d $(FUZZ_OBJ:.o=.d) $(UNIT_BIN:=.d)

@@ -1208,6 +1208,26 @@ static const struct cfg_field template_fields[] = {
     CR("settings.index.number_of_replicas", CFG_INT, tmpl_replicas, "-1", -1, 64),
 };
 
+/* Beats' setup.kibana.* and setup.dashboards.* (packetbeat.md §4.3). */
+static const struct cfg_field kibana_fields[] = {
+    C("host", CFG_STRING, kibana_host, "localhost:5601"),
+    C("protocol", CFG_STRING, kibana_protocol, "http"),
+    C("path", CFG_STRING, kibana_path, ""),
+    C("space.id", CFG_STRING, kibana_space_id, ""),
+    C("username", CFG_STRING, kibana_username, NULL),
+    C("password", CFG_STRING, kibana_password, NULL),
+    C("api_key", CFG_STRING, kibana_api_key, NULL),
+    C("ssl.enabled", CFG_BOOL, kibana_ssl_enabled, "true"),
+    C("ssl.verification_mode", CFG_STRING, kibana_ssl_verification_mode, "full"),
+    C("ssl.certificate_authorities", CFG_STRLIST, kibana_ssl_cas, NULL),
+};
+
+static const struct cfg_field dashboards_fields[] = {
+    C("enabled", CFG_BOOL, dashboards_enabled, "false"),
+    C("directory", CFG_STRING, dashboards_directory, "dashboards"),
+    CR("timeout", CFG_DURATION, dashboards_timeout, "5m", NS_S, 24 * NS_H),
+};
+
 static const struct cfg_field ilm_fields[] = {
     C("enabled", CFG_BOOL, ilm_enabled, "false"),
     C("policy_name", CFG_STRING, ilm_policy_name, "hostbeat"),
@@ -1326,8 +1346,14 @@ static const char *const accepted_trees[] = {
     "setup.ilm.overwrite",
     "setup.ilm.rollover_alias",
     "setup.ilm.pattern",
-    "setup.kibana",
-    "setup.dashboards",
+    "setup.kibana.ssl.certificate",
+    "setup.kibana.ssl.key",
+    "setup.dashboards.beat",
+    "setup.dashboards.index",
+    "setup.dashboards.url",
+    "setup.dashboards.file",
+    "setup.dashboards.retry",
+    "setup.dashboards.string_replacements",
     "monitoring",
     "path",
     "packetbeat.procs",
@@ -1375,6 +1401,8 @@ static const struct table tables[] = {
     T("queue.spool", spool_fields, TB_CFG),
     T("setup.template", template_fields, TB_CFG),
     T("setup.ilm", ilm_fields, TB_CFG),
+    T("setup.kibana", kibana_fields, TB_CFG),
+    T("setup.dashboards", dashboards_fields, TB_CFG),
 };
 
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
@@ -1843,10 +1871,11 @@ static int load_es_headers(struct loader *ld, struct hb_config *c)
 		if (strncmp(e->key, prefix, sizeof(prefix) - 1) != 0 || e->kind != FLAT_SCALAR)
 			continue;
 		if (!*name || strpbrk(name, ": \r\n") || strpbrk(e->val.s, "\r\n"))
-			return fail_at(ld, e->src, e->kline, e->kcol,
-				       "bad HTTP header %s (a name without ':' or spaces, a value on "
-				       "one line)",
-				       name);
+			return fail_at(
+			    ld, e->src, e->kline, e->kcol,
+			    "bad HTTP header %s (a name without ':' or spaces, a value on "
+			    "one line)",
+			    name);
 		n = strlen(name) + strlen(e->val.s) + 3;
 		line = hb_malloc(n);
 		v = line ? hb_realloc(c->es_headers.v, (c->es_headers.n + 1) * sizeof(*v)) : NULL;
@@ -2164,6 +2193,7 @@ void cfg_free(struct hb_config *c)
 			free_table(p->ops->config, p->ops->nconfig, p->priv);
 		hb_free(p->priv);
 	}
+	strlist_free(&c->es_headers); /* filled from a free-form map, not a table */
 	hb_free(c->path);
 	hb_free(c->pcap_file);
 	memset(c, 0, sizeof(*c));

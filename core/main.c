@@ -7,6 +7,7 @@
 #include <pcap/pcap.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/commands.h"
 #include "hostbeat/clock.h"
 #include "hostbeat/config.h"
 #include "hostbeat/encode.h"
@@ -45,8 +47,10 @@ struct cli {
 	long loops;
 	bool no_publish;
 	bool dump_config;
-	const char *command; /* "run", "devices", "test", "version" */
+	const char *command; /* "run", "devices", "test", "setup", "version" */
 	const char *subcommand;
+	bool index_management; /* setup --index-management */
+	bool dashboards;       /* setup --dashboards */
 };
 
 static void usage(FILE *out)
@@ -59,6 +63,8 @@ static void usage(FILE *out)
 	    "  run            capture and ship (default)\n"
 	    "  devices        list the capture devices\n"
 	    "  test config    check the configuration and exit\n"
+	    "  test output    connect to the output, report what is there, exit\n"
+	    "  setup          install the index templates (--index-management, the default)\n"
 	    "  version        print the version\n"
 	    "\n"
 	    "Flags:\n"
@@ -77,7 +83,7 @@ static void usage(FILE *out)
 
 static bool is_command(const char *w)
 {
-	static const char *const commands[] = {"run", "devices", "test", "version"};
+	static const char *const commands[] = {"run", "devices", "test", "setup", "version"};
 
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(w, commands[i]) == 0)
@@ -90,6 +96,8 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 {
 	static const struct option longopts[] = {
 	    {"dump-config", no_argument, NULL, 'D'},
+	    {"index-management", no_argument, NULL, 'M'},
+	    {"dashboards", no_argument, NULL, 'B'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -139,6 +147,12 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 		case 'D':
 			cli->dump_config = true;
 			break;
+		case 'M':
+			cli->index_management = true;
+			break;
+		case 'B':
+			cli->dashboards = true;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -163,11 +177,13 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 		return -EINVAL;
 	}
 	if (strcmp(cli->command, "test") == 0 &&
-	    (!cli->subcommand || strcmp(cli->subcommand, "config") != 0)) {
-		fprintf(stderr, "hostbeat: 'test' takes 'config' ('test output' comes with the "
-				"Elasticsearch output)\n");
+	    (!cli->subcommand ||
+	     (strcmp(cli->subcommand, "config") != 0 && strcmp(cli->subcommand, "output") != 0))) {
+		fprintf(stderr, "hostbeat: 'test' takes 'config' or 'output'\n");
 		return -EINVAL;
 	}
+	if (strcmp(cli->command, "setup") == 0 && !cli->dashboards)
+		cli->index_management = true; /* plain `setup`: what this build can set up */
 	return 0;
 }
 
@@ -315,14 +331,48 @@ static void raise_nofile_limit(void)
 	}
 }
 
-static int run_file(struct hb_config *cfg, struct hb_clock *clock, struct ev_sink *sink)
+/* A file replay runs in the main thread and the shipper may take long to drain (an
+ * output that is down): this thread turns SIGINT/SIGTERM into "stop reading, give
+ * the shipper shutdown_timeout, spool the rest". SIGUSR1 from main ends it. */
+struct sigwatch {
+	sigset_t set;
+	_Atomic(struct capture *) cap;
+	struct shipper *ship;
+	uint64_t timeout;
+	atomic_bool done;
+};
+
+static void *sigwatch_main(void *arg)
+{
+	struct sigwatch *w = arg;
+	struct capture *c;
+	int sig;
+
+	while (sigwait(&w->set, &sig) == 0 && !atomic_load(&w->done)) {
+		if (sig != SIGINT && sig != SIGTERM)
+			continue;
+		log_info("main", "received %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+		c = atomic_load(&w->cap);
+		if (c)
+			capture_request_stop(c);
+		if (w->ship)
+			shipper_hurry(w->ship, w->timeout);
+		break;
+	}
+	return NULL;
+}
+
+static int run_file(struct hb_config *cfg, struct hb_clock *clock, struct ev_sink *sink,
+		    struct sigwatch *w)
 {
 	struct capture *c = capture_open(cfg, NULL, clock, sink);
 	int rc;
 
 	if (!c)
 		return 1;
+	atomic_store(&w->cap, c);
 	rc = capture_run(c);
+	atomic_store(&w->cap, NULL);
 	capture_free(c);
 	return rc ? 1 : 0;
 }
@@ -419,6 +469,9 @@ int main(int argc, char **argv)
 	struct null_sink nsink;
 	struct ev_sink *sink;
 	struct encode_opts eo;
+	struct sigwatch watch;
+	pthread_t watcher;
+	bool watching = false;
 	char ephemeral[37];
 	sigset_t set;
 	int rc;
@@ -446,17 +499,9 @@ int main(int argc, char **argv)
 		rc = cfg_dump(&cfg, stdout) ? 1 : 0;
 		goto out_cfg;
 	}
-	if (strcmp(cli.command, "test") == 0) {
+	if (strcmp(cli.command, "test") == 0 && strcmp(cli.subcommand, "config") == 0) {
 		printf("Config OK\n");
 		rc = 0;
-		goto out_cfg;
-	}
-	if (cfg.es_enabled) {
-		fprintf(stderr,
-			"%s: output.elasticsearch is not available in this build yet; use "
-			"output.file or output.console\n",
-			cfg.path);
-		rc = EXIT_USAGE;
 		goto out_cfg;
 	}
 	if (log_init(cli.selectors ? LOG_LEVEL_DEBUG : parse_level(cfg.log_level), cli.selectors,
@@ -464,6 +509,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "hostbeat: cannot open log file %s: %s\n", cfg.log_path,
 			strerror(errno));
 		rc = 1;
+		goto out_cfg;
+	}
+	if (strcmp(cli.command, "test") == 0) {
+		rc = cmd_test_output(&cfg, HB_VERSION);
+		goto out_cfg;
+	}
+	if (strcmp(cli.command, "setup") == 0) {
+		rc = cmd_setup(&cfg, HB_VERSION, cli.index_management, cli.dashboards);
 		goto out_cfg;
 	}
 	/* Signals are taken synchronously by the main thread (sigtimedwait); every thread
@@ -508,10 +561,29 @@ int main(int argc, char **argv)
 		sink = shipper_sink(ship);
 	}
 
-	rc = cfg.pcap_file ? run_file(&cfg, &clock, sink) : run_live(&cfg, &clock, sink);
+	if (cfg.pcap_file) {
+		memset(&watch, 0, sizeof(watch));
+		sigemptyset(&watch.set);
+		sigaddset(&watch.set, SIGINT);
+		sigaddset(&watch.set, SIGTERM);
+		sigaddset(&watch.set, SIGUSR1);
+		pthread_sigmask(SIG_BLOCK, &watch.set, NULL);
+		watch.ship = ship;
+		watch.timeout = cfg.shutdown_timeout;
+		watching = pthread_create(&watcher, NULL, sigwatch_main, &watch) == 0;
+		rc = run_file(&cfg, &clock, sink, &watch);
+	} else {
+		rc = run_live(&cfg, &clock, sink);
+	}
 
+	/* A replay waits until everything is written (or a signal hurries it). */
 	if (ship)
 		shipper_stop(ship, cfg.pcap_file ? UINT64_MAX : cfg.shutdown_timeout);
+	if (watching) {
+		atomic_store(&watch.done, true);
+		pthread_kill(watcher, SIGUSR1);
+		pthread_join(watcher, NULL);
+	}
 	if (cfg.pcap_file)
 		log_summary(NULL, 0, "end of file");
 	metrics_report((unsigned)(cfg.metrics_period / NS_PER_SEC));

@@ -27,6 +27,7 @@
 #include "hostbeat/metrics.h"
 #include "hostbeat/shipper.h"
 #include "hostbeat/strbuf.h"
+#include "shipper/es_out.h"
 #include "shipper/output.h"
 #include "shipper/queue.h"
 
@@ -42,7 +43,8 @@ struct shipper {
 	bool replay;
 	struct ship_queue *q;
 	const struct ship_output_ops *ops;
-	void *out; /* output state; NULL once closed */
+	void *out;         /* output state; NULL once closed */
+	struct es_out *es; /* output.elasticsearch instead of ops/out */
 	pthread_t thread;
 	bool started, stopped;
 	atomic_bool stopping;
@@ -113,10 +115,20 @@ static bool ship_past_deadline(struct shipper *s)
 	return atomic_load(&s->stopping) && clock_mono_ns() >= atomic_load(&s->deadline);
 }
 
+static bool ship_past_deadline_cb(void *arg)
+{
+	return ship_past_deadline(arg);
+}
+
 /* The shipper loop: until the queue is closed and empty, or the stop deadline. */
 static void ship_run(struct shipper *s)
 {
 	size_t n;
+
+	if (s->es) { /* output.elasticsearch: its own loop (spool, retries) */
+		es_out_run(s->es, ship_past_deadline_cb, s);
+		return;
+	}
 
 	while (!ship_past_deadline(s)) {
 		n = ship_queue_pop(s->q, s->batch, SHIP_BATCH);
@@ -140,7 +152,9 @@ struct shipper *shipper_new(const struct hb_config *cfg, const struct encode_opt
 	struct shipper *s;
 	const struct ship_output_ops *ops;
 
-	if (cfg->file_enabled) {
+	if (cfg->es_enabled) {
+		ops = NULL;
+	} else if (cfg->file_enabled) {
 		ops = &ship_out_file;
 		if (cfg->console_enabled)
 			log_warn(
@@ -149,8 +163,8 @@ struct shipper *shipper_new(const struct hb_config *cfg, const struct encode_opt
 	} else if (cfg->console_enabled) {
 		ops = &ship_out_console;
 	} else {
-		log_error(SEL, "no usable output: enable output.file or output.console "
-			       "(output.elasticsearch is not shipped yet)");
+		log_error(SEL, "no output enabled: output.elasticsearch, output.file or "
+			       "output.console");
 		return NULL;
 	}
 	s = hb_calloc(1, sizeof(*s));
@@ -177,10 +191,13 @@ struct shipper *shipper_new(const struct hb_config *cfg, const struct encode_opt
 		log_error(SEL, "out of memory");
 		goto err;
 	}
-	s->out = ops->open(cfg);
-	if (!s->out)
+	if (ops)
+		s->out = ops->open(cfg);
+	else
+		s->es = es_out_new(cfg, &s->eo, s->q);
+	if (!s->out && !s->es)
 		goto err; /* the output logged why */
-	log_info(SEL, "output %s, queue of %zu events, %s mode", ops->name,
+	log_info(SEL, "output %s, queue of %zu events, %s mode", ops ? ops->name : "elasticsearch",
 		 (size_t)(cfg->queue_events ? cfg->queue_events : SHIP_DEFAULT_QUEUE),
 		 replay ? "replay (blocking)" : "live (drop when full)");
 	return s;
@@ -215,14 +232,12 @@ int shipper_start(struct shipper *s)
 void shipper_stop(struct shipper *s, uint64_t timeout_ns)
 {
 	struct event *ev, *next;
-	uint64_t now = clock_mono_ns();
 	size_t n;
 
 	if (s->stopped)
 		return;
 	s->stopped = true;
-	atomic_store(&s->deadline, timeout_ns > UINT64_MAX - now ? UINT64_MAX : now + timeout_ns);
-	atomic_store(&s->stopping, true);
+	shipper_hurry(s, timeout_ns); /* keeps an earlier deadline a signal already set */
 	ship_queue_close(s->q);
 	if (s->started)
 		pthread_join(s->thread, NULL);
@@ -238,6 +253,16 @@ void shipper_stop(struct shipper *s, uint64_t timeout_ns)
 	}
 }
 
+void shipper_hurry(struct shipper *s, uint64_t timeout_ns)
+{
+	uint64_t now = clock_mono_ns();
+	uint64_t d = timeout_ns > UINT64_MAX - now ? UINT64_MAX : now + timeout_ns;
+
+	if (!atomic_load(&s->stopping) || d < atomic_load(&s->deadline))
+		atomic_store(&s->deadline, d);
+	atomic_store(&s->stopping, true);
+}
+
 void shipper_free(struct shipper *s)
 {
 	if (!s)
@@ -246,6 +271,7 @@ void shipper_free(struct shipper *s)
 		shipper_stop(s, 0);
 	if (s->out)
 		s->ops->close(s->out);
+	es_out_free(s->es);
 	ship_queue_free(s->q);
 	strbuf_free(&s->sb);
 	hb_free(s);

@@ -101,12 +101,12 @@ struct hb_config {
 	uint64_t file_number_of_files;
 	bool console_enabled;
 	bool console_pretty;
-	bool es_enabled; /* output.elasticsearch */
-	struct cfg_strlist es_hosts;  /* "host:port", "http(s)://host:port/path" */
-	char *es_protocol;            /* http | https when a host has no scheme */
-	char *es_path;                /* path prefix of every request ("" = none) */
+	bool es_enabled;             /* output.elasticsearch */
+	struct cfg_strlist es_hosts; /* "host:port", "http(s)://host:port/path" */
+	char *es_protocol;           /* http | https when a host has no scheme */
+	char *es_path;               /* path prefix of every request ("" = none) */
 	char *es_username, *es_password;
-	char *es_api_key;             /* "id:api_key" (sent base64-encoded) */
+	char *es_api_key;              /* "id:api_key" (sent base64-encoded) */
 	struct cfg_strlist es_headers; /* "Name: value", from output.elasticsearch.headers */
 	char *es_index;                /* network events: "packetbeat-%{+yyyy.MM.dd}" */
 	char *es_topbeat_index;        /* system events:  "topbeat-%{+yyyy.MM.dd}" */
@@ -115,10 +115,10 @@ struct hb_config {
 	uint64_t es_timeout;           /* ns, per HTTP request */
 	int64_t es_compression_level;  /* 0 = off, 1..9 gzip */
 	uint64_t es_backoff_init, es_backoff_max; /* ns */
-	char *es_dead_letter_path;     /* file for documents ES refused for good (4xx) */
+	char *es_dead_letter_path;                /* file for documents ES refused for good (4xx) */
 	bool ssl_enabled;
-	char *ssl_verification_mode;   /* full | strict | certificate | none */
-	struct cfg_strlist ssl_cas;    /* ssl.certificate_authorities: CA files */
+	char *ssl_verification_mode; /* full | strict | certificate | none */
+	struct cfg_strlist ssl_cas;  /* ssl.certificate_authorities: CA files */
 	char *ssl_certificate, *ssl_key, *ssl_key_passphrase;
 	char *ssl_ca_trusted_fingerprint; /* hex SHA-256 of a CA cert in the server chain */
 
@@ -129,10 +129,22 @@ struct hb_config {
 
 	/* setup.template.* / setup.ilm.* */
 	bool tmpl_enabled;
-	char *tmpl_name;      /* component/index template name prefix */
-	bool tmpl_overwrite;  /* replace templates that exist */
-	int64_t tmpl_shards;  /* settings.index.number_of_shards */
+	char *tmpl_name;       /* component/index template name prefix */
+	bool tmpl_overwrite;   /* replace templates that exist */
+	int64_t tmpl_shards;   /* settings.index.number_of_shards */
 	int64_t tmpl_replicas; /* settings.index.number_of_replicas; -1 = ES default */
+	/* setup.kibana.* / setup.dashboards.* */
+	char *kibana_host;     /* "localhost:5601" or "http(s)://host:port/path" */
+	char *kibana_protocol; /* http | https when the host has no scheme */
+	char *kibana_path;     /* base path ("" = none) */
+	char *kibana_space_id; /* "" = the default space */
+	char *kibana_username, *kibana_password, *kibana_api_key;
+	bool kibana_ssl_enabled;
+	char *kibana_ssl_verification_mode;
+	struct cfg_strlist kibana_ssl_cas;
+	bool dashboards_enabled;     /* load the dashboards at start */
+	char *dashboards_directory;  /* holds kibana-7/ and kibana-8/ bundles */
+	uint64_t dashboards_timeout; /* ns: how long to wait for Kibana to be ready */
 	bool ilm_enabled;
 	char *ilm_policy_name;
 	uint64_t ilm_delete_after; /* ns: indices older than this are deleted */

@@ -42,6 +42,10 @@ int shipper_start(struct shipper *s);
  * and returned to the pool. Without shipper_start() the draining runs in the caller.
  * Idempotent. */
 void shipper_stop(struct shipper *s, uint64_t timeout_ns);
+/* From any thread (a signal while a file replay drains): a running or coming
+ * shipper_stop() gives up writing timeout_ns from now (never later than a deadline
+ * already set); the rest is handled as at the deadline (spooled or counted). */
+void shipper_hurry(struct shipper *s, uint64_t timeout_ns);
 /* Stops (timeout 0) when still running, then frees. NULL is a no-op. */
 void shipper_free(struct shipper *s);
 

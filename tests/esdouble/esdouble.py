@@ -2329,6 +2329,7 @@ class EsDouble:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stalls
     timeout = 300                       # idle keep-alive connections are dropped after this
 
     def log_message(self, *args):

@@ -5,7 +5,6 @@
  * trees written by the test in a temporary directory, rates between samples, counter
  * resets, containers appearing and vanishing, the caps and Docker's metadata. */
 #include <errno.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -38,141 +36,49 @@
 
 /* ---- helpers --------------------------------------------------------------- */
 
-/* cmocka 1.1.5 (this distribution's) has no assert_double_equal. */
-#undef assert_near /* this one reports the caller's line */
-#define assert_near(a, b, eps) assert_near_at((a), (b), (eps), __FILE__, __LINE__)
-
-static void assert_near_at(double a, double b, double eps, const char *file, int line)
-{
-	if (!(a - b <= eps && b - a <= eps))
-		fail_msg("%s:%d: %.10g is not %.10g", file, line, a, b);
-}
-
 static const struct event *by_id(const struct sfx *f, const char *id)
 {
-	for (size_t i = 0; i < f->nev; i++) {
-		const struct ev_field *x = ev_find(f->ev[i], "container.id");
+	const struct event *ev = sfx_event_where_str(f, DS, "container.id", id);
 
-		if (strcmp(f->ev[i]->dataset, DS) == 0 && x && x->type == EV_T_STR &&
-		    x->v.s.len == strlen(id) && memcmp(x->v.s.p, id, x->v.s.len) == 0)
-			return f->ev[i];
-	}
-	fail_msg("no event for container %s", id);
-	return NULL;
+	if (!ev)
+		fail_msg("no event for container %s", id);
+	return ev;
 }
 
 static bool has_id(const struct sfx *f, const char *id)
 {
-	for (size_t i = 0; i < f->nev; i++) {
-		const struct ev_field *x = ev_find(f->ev[i], "container.id");
-
-		if (x && x->type == EV_T_STR && x->v.s.len == strlen(id) &&
-		    memcmp(x->v.s.p, id, x->v.s.len) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* A temporary hostfs root the test writes; removed by tree_free(). */
-struct tree {
-	char root[64];
-};
-
-static void tree_put(const struct tree *t, const char *rel, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void tree_put(const struct tree *t, const char *rel, const char *fmt, ...)
-{
-	char path[4096];
-	va_list ap;
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "%s/%s", t->root, rel);
-	for (char *p = path + strlen(t->root) + 1; (p = strchr(p, '/')) != NULL; p++) {
-		*p = '\0';
-		if (mkdir(path, 0755) != 0 && errno != EEXIST)
-			fail_msg("mkdir %s: %s", path, strerror(errno));
-		*p = '/';
-	}
-	fp = fopen(path, "w");
-	if (!fp)
-		fail_msg("cannot write %s", path);
-	va_start(ap, fmt);
-	vfprintf(fp, fmt, ap);
-	va_end(ap);
-	fclose(fp);
-}
-
-static void tree_mkdir(const struct tree *t, const char *rel)
-{
-	char file[4096];
-
-	snprintf(file, sizeof(file), "%s/.keep", rel);
-	tree_put(t, file, "%s", "");
-}
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void tree_rm(const struct tree *t, const char *rel)
-{
-	char path[4096];
-
-	snprintf(path, sizeof(path), "%s/%s", t->root, rel);
-	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static struct tree *tree_new(void)
-{
-	struct tree *t = calloc(1, sizeof(*t));
-
-	assert_non_null(t);
-	snprintf(t->root, sizeof(t->root), "/tmp/hb-cgroup-XXXXXX");
-	assert_non_null(mkdtemp(t->root));
-	return t;
-}
-
-static void tree_free(struct tree *t)
-{
-	nftw(t->root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	free(t);
+	return sfx_event_where_str(f, DS, "container.id", id) != NULL;
 }
 
 /* A v2 container at system.slice/docker-<id>.scope. */
-static void v2_put(const struct tree *t, const char *id, uint64_t usage_us, uint64_t rbytes,
+static void v2_put(const struct troot *r, const char *id, uint64_t usage_us, uint64_t rbytes,
 		   uint64_t wbytes)
 {
 	char rel[256];
 
 	snprintf(rel, sizeof(rel), "sys/fs/cgroup/system.slice/docker-%s.scope/cpu.stat", id);
-	tree_put(t, rel, "usage_usec %llu\nuser_usec %llu\nsystem_usec 0\n",
-		 (unsigned long long)usage_us, (unsigned long long)usage_us);
+	troot_printf(r, rel, "usage_usec %llu\nuser_usec %llu\nsystem_usec 0\n",
+		     (unsigned long long)usage_us, (unsigned long long)usage_us);
 	snprintf(rel, sizeof(rel), "sys/fs/cgroup/system.slice/docker-%s.scope/io.stat", id);
-	tree_put(t, rel, "8:0 rbytes=%llu wbytes=%llu rios=1 wios=1 dbytes=0 dios=0\n",
-		 (unsigned long long)rbytes, (unsigned long long)wbytes);
+	troot_printf(r, rel, "8:0 rbytes=%llu wbytes=%llu rios=1 wios=1 dbytes=0 dios=0\n",
+		     (unsigned long long)rbytes, (unsigned long long)wbytes);
 	snprintf(rel, sizeof(rel), "sys/fs/cgroup/system.slice/docker-%s.scope/memory.current", id);
-	tree_put(t, rel, "4096\n");
+	troot_write(r, rel, "4096\n");
 }
 
-static void v2_rm(const struct tree *t, const char *id)
+static void v2_rm(const struct troot *r, const char *id)
 {
 	char rel[256];
 
 	snprintf(rel, sizeof(rel), "sys/fs/cgroup/system.slice/docker-%s.scope", id);
-	tree_rm(t, rel);
+	troot_rm(r, rel);
 }
 
-static struct tree *v2_tree(void)
+/* A temporary root with a unified (v2) cgroup hierarchy and no container yet. */
+static void v2_tree(struct troot *r)
 {
-	struct tree *t = tree_new();
-
-	tree_put(t, "sys/fs/cgroup/cgroup.controllers", "cpu io memory pids\n");
-	return t;
+	troot_new(r);
+	troot_write(r, "sys/fs/cgroup/cgroup.controllers", "cpu io memory pids\n");
 }
 
 /* 64 hex digits from a number. */
@@ -450,7 +356,7 @@ static void test_v1_split_fixture(void **state)
 static void test_cgroup_root(void **state)
 {
 	struct sfx *f = sfx_new_cfg(FIX "cgroup_v2", "topbeat.container.cgroup_root: /nowhere");
-	struct tree *t = v2_tree();
+	struct troot r;
 	void *st;
 
 	(void)state;
@@ -461,9 +367,10 @@ static void test_cgroup_root(void **state)
 	sfx_free(f);
 
 	/* the same tree moved under another root */
-	tree_put(t, "cg/cgroup.controllers", "cpu\n");
-	tree_put(t, "cg/docker/" ID_A "/cpu.stat", "usage_usec 5\n");
-	f = sfx_new_cfg(t->root, "topbeat.container.cgroup_root: /cg");
+	v2_tree(&r);
+	troot_write(&r, "cg/cgroup.controllers", "cpu\n");
+	troot_write(&r, "cg/docker/" ID_A "/cpu.stat", "usage_usec 5\n");
+	f = sfx_new_cfg(r.dir, "topbeat.container.cgroup_root: /cg");
 	st = sfx_create(f, &sys_container_metricset);
 	sfx_sample(f, &sys_container_metricset, st, 0);
 	assert_int_equal(sfx_count(f, DS), 1);
@@ -472,28 +379,30 @@ static void test_cgroup_root(void **state)
 			    "/docker/" ID_A);
 	sys_container_metricset.destroy(st);
 	sfx_free(f);
-	tree_free(t);
+	troot_free(&r);
 }
 
 /* ---- samples over time ---------------------------------------------------------- */
 
 static void test_rates(void **state)
 {
-	struct tree *t = v2_tree();
-	struct sfx *f = sfx_new(t->root);
+	struct troot r;
+	struct sfx *f;
 	uint64_t resets = metrics_get("sys.container.counter_reset");
 	const struct event *ev;
 	void *st;
 
 	(void)state;
+	v2_tree(&r);
+	f = sfx_new(r.dir);
 	f->ctx.ncpu = 2;
-	v2_put(t, ID_A, 1000000, 1000, 500);
+	v2_put(&r, ID_A, 1000000, 1000, 500);
 	st = sfx_create(f, &sys_container_metricset);
 	sfx_sample(f, &sys_container_metricset, st, 0);
 	assert_false(sfx_has(by_id(f, ID_A), "system.container.cpu.pct"));
 
 	/* 1.5 s of CPU over 2 s on 2 cores */
-	v2_put(t, ID_A, 2500000, 5096, 1500);
+	v2_put(&r, ID_A, 2500000, 5096, 1500);
 	sfx_sample(f, &sys_container_metricset, st, 2 * NS_PER_SEC);
 	ev = by_id(f, ID_A);
 	assert_near(sfx_double(ev, "system.container.cpu.pct"), 0.75, 1e-9);
@@ -504,12 +413,12 @@ static void test_rates(void **state)
 	assert_int_equal(sfx_uint(ev, "system.container.io.read.bytes"), 5096);
 
 	/* a third of a core: rounded to 4 decimals */
-	v2_put(t, ID_A, 3500000, 5096, 1500);
+	v2_put(&r, ID_A, 3500000, 5096, 1500);
 	sfx_sample(f, &sys_container_metricset, st, 3 * NS_PER_SEC);
 	assert_near(sfx_double(by_id(f, ID_A), "system.container.cpu.pct"), 0.3333, 1e-9);
 
 	/* counters went backwards (the cgroup was recreated): the interval is skipped */
-	v2_put(t, ID_A, 100, 10, 10);
+	v2_put(&r, ID_A, 100, 10, 10);
 	sfx_sample(f, &sys_container_metricset, st, NS_PER_SEC);
 	ev = by_id(f, ID_A);
 	assert_false(sfx_has(ev, "system.container.cpu.pct"));
@@ -518,33 +427,35 @@ static void test_rates(void **state)
 	assert_int_equal(metrics_get("sys.container.counter_reset") - resets, 2);
 
 	/* and the next interval is measured from the new values */
-	v2_put(t, ID_A, 1000100, 10, 10);
+	v2_put(&r, ID_A, 1000100, 10, 10);
 	sfx_sample(f, &sys_container_metricset, st, NS_PER_SEC);
 	assert_near(sfx_double(by_id(f, ID_A), "system.container.cpu.pct"), 1.0, 1e-9);
 
 	sys_container_metricset.destroy(st);
 	sfx_free(f);
-	tree_free(t);
+	troot_free(&r);
 }
 
 static void test_rates_v1(void **state)
 {
-	struct tree *t = tree_new();
-	struct sfx *f = sfx_new(t->root);
+	struct troot r;
+	struct sfx *f;
 	const struct event *ev;
 	void *st;
 
 	(void)state;
+	troot_new(&r);
+	f = sfx_new(r.dir);
 	f->ctx.ncpu = 4;
-	tree_put(t, "sys/fs/cgroup/cpu,cpuacct/cpuacct.usage", "1\n");
-	tree_put(t, "sys/fs/cgroup/cpu,cpuacct/cpu.shares", "1024\n");
-	tree_put(t, "sys/fs/cgroup/cpu,cpuacct/docker/" ID_E "/cpuacct.usage", "1000000000\n");
+	troot_write(&r, "sys/fs/cgroup/cpu,cpuacct/cpuacct.usage", "1\n");
+	troot_write(&r, "sys/fs/cgroup/cpu,cpuacct/cpu.shares", "1024\n");
+	troot_write(&r, "sys/fs/cgroup/cpu,cpuacct/docker/" ID_E "/cpuacct.usage", "1000000000\n");
 	st = sfx_create(f, &sys_container_metricset);
 	sfx_sample(f, &sys_container_metricset, st, 0);
 	assert_int_equal(sfx_count(f, DS), 1);
 
 	/* 3 cores busy for 1 s */
-	tree_put(t, "sys/fs/cgroup/cpu,cpuacct/docker/" ID_E "/cpuacct.usage", "4000000000\n");
+	troot_write(&r, "sys/fs/cgroup/cpu,cpuacct/docker/" ID_E "/cpuacct.usage", "4000000000\n");
 	sfx_sample(f, &sys_container_metricset, st, NS_PER_SEC);
 	ev = by_id(f, ID_E);
 	assert_near(sfx_double(ev, "system.container.cpu.pct"), 3.0, 1e-9);
@@ -552,41 +463,43 @@ static void test_rates_v1(void **state)
 	assert_int_equal(sfx_uint(ev, "system.container.cgroup.version"), 1);
 	sys_container_metricset.destroy(st);
 	sfx_free(f);
-	tree_free(t);
+	troot_free(&r);
 }
 
 /* A container that goes away loses its state; Docker's metadata is read once. */
 static void test_lifecycle_and_meta(void **state)
 {
-	struct tree *t = v2_tree();
-	struct sfx *f = sfx_new(t->root);
+	struct troot r;
+	struct sfx *f;
 	uint64_t resets = metrics_get("sys.container.counter_reset");
 	const char *cfg = "var/lib/docker/containers/" ID_A "/config.v2.json";
 	void *st;
 
 	(void)state;
-	v2_put(t, ID_A, 5000000, 0, 0);
-	v2_put(t, ID_B, 1, 0, 0);
-	tree_put(t, cfg, "{\"Name\":\"/first\",\"Config\":{\"Image\":\"busybox\"}}");
+	v2_tree(&r);
+	f = sfx_new(r.dir);
+	v2_put(&r, ID_A, 5000000, 0, 0);
+	v2_put(&r, ID_B, 1, 0, 0);
+	troot_write(&r, cfg, "{\"Name\":\"/first\",\"Config\":{\"Image\":\"busybox\"}}");
 	st = sfx_create(f, &sys_container_metricset);
 	sfx_sample(f, &sys_container_metricset, st, 0);
 	assert_int_equal(sfx_count(f, DS), 2);
 	assert_string_equal(sfx_str(by_id(f, ID_A), "container.name"), "first");
 
 	/* renamed on disk: the cached name stays */
-	tree_put(t, cfg, "{\"Name\":\"/second\",\"Config\":{\"Image\":\"busybox\"}}");
+	troot_write(&r, cfg, "{\"Name\":\"/second\",\"Config\":{\"Image\":\"busybox\"}}");
 	sfx_sample(f, &sys_container_metricset, st, NS_PER_SEC);
 	assert_string_equal(sfx_str(by_id(f, ID_A), "container.name"), "first");
 
 	/* A goes away */
-	v2_rm(t, ID_A);
+	v2_rm(&r, ID_A);
 	sfx_sample(f, &sys_container_metricset, st, NS_PER_SEC);
 	assert_int_equal(sfx_count(f, DS), 1);
 	assert_false(has_id(f, ID_A));
 
 	/* and comes back with lower counters: a new container, not a reset; its
 	 * metadata is read again */
-	v2_put(t, ID_A, 1000, 0, 0);
+	v2_put(&r, ID_A, 1000, 0, 0);
 	sfx_sample(f, &sys_container_metricset, st, NS_PER_SEC);
 	assert_int_equal(sfx_count(f, DS), 2);
 	assert_false(sfx_has(by_id(f, ID_A), "system.container.cpu.pct"));
@@ -596,35 +509,32 @@ static void test_lifecycle_and_meta(void **state)
 
 	sys_container_metricset.destroy(st);
 	sfx_free(f);
-	tree_free(t);
+	troot_free(&r);
 }
 
 static void test_meta_rejected(void **state)
 {
-	struct tree *t = v2_tree();
-	struct sfx *f = sfx_new(t->root);
+	struct troot r;
+	struct sfx *f;
 	uint64_t skipped = metrics_get("sys.container.meta_skipped");
 	char *big;
 	FILE *fp;
-	char path[256];
 	void *st;
 
 	(void)state;
-	v2_put(t, ID_A, 1, 0, 0);
-	v2_put(t, ID_B, 1, 0, 0);
-	v2_put(t, ID_C, 1, 0, 0);
-	v2_put(t, ID_D, 1, 0, 0);
-	tree_put(t, "var/lib/docker/containers/" ID_A "/config.v2.json", "{\"Name\":");
-	tree_put(t, "var/lib/docker/containers/" ID_B "/config.v2.json", "[1,2]");
+	v2_tree(&r);
+	f = sfx_new(r.dir);
+	v2_put(&r, ID_A, 1, 0, 0);
+	v2_put(&r, ID_B, 1, 0, 0);
+	v2_put(&r, ID_C, 1, 0, 0);
+	v2_put(&r, ID_D, 1, 0, 0);
+	troot_write(&r, "var/lib/docker/containers/" ID_A "/config.v2.json", "{\"Name\":");
+	troot_write(&r, "var/lib/docker/containers/" ID_B "/config.v2.json", "[1,2]");
 	/* wrong types: ignored without a count */
-	tree_put(t, "var/lib/docker/containers/" ID_C "/config.v2.json",
-		 "{\"Name\":5,\"Config\":{\"Image\":[\"x\"]}}");
+	troot_write(&r, "var/lib/docker/containers/" ID_C "/config.v2.json",
+		    "{\"Name\":5,\"Config\":{\"Image\":[\"x\"]}}");
 	/* valid JSON over 1 MiB: not parsed */
-	snprintf(path, sizeof(path), "%s/var/lib/docker/containers/" ID_D "/config.v2.json",
-		 t->root);
-	tree_put(t, "var/lib/docker/containers/" ID_D "/config.v2.json", "%s", "");
-	fp = fopen(path, "w");
-	assert_non_null(fp);
+	fp = troot_open(&r, "var/lib/docker/containers/" ID_D "/config.v2.json");
 	big = malloc(SYS_CONTAINER_META_MAX);
 	assert_non_null(big);
 	memset(big, ' ', SYS_CONTAINER_META_MAX);
@@ -645,24 +555,26 @@ static void test_meta_rejected(void **state)
 	assert_int_equal(metrics_get("sys.container.meta_skipped") - skipped, 3);
 	sys_container_metricset.destroy(st);
 	sfx_free(f);
-	tree_free(t);
+	troot_free(&r);
 }
 
 /* ---- caps and odd trees ----------------------------------------------------------- */
 
 static void test_table_full(void **state)
 {
-	struct tree *t = v2_tree();
-	struct sfx *f = sfx_new(t->root);
+	struct troot r;
+	struct sfx *f;
 	uint64_t full = metrics_get("sys.container.table_full");
 	size_t with_rate = 0;
 	char id[65];
 	void *st;
 
 	(void)state;
+	v2_tree(&r);
+	f = sfx_new(r.dir);
 	for (unsigned i = 1; i <= 5; i++) {
 		make_id(id, i);
-		v2_put(t, id, 1000, 0, 0);
+		v2_put(&r, id, 1000, 0, 0);
 	}
 	st = sfx_create(f, &sys_container_metricset);
 	sys_container_set_limits(st, 3, SYS_CONTAINER_MAX_DIRS);
@@ -679,21 +591,23 @@ static void test_table_full(void **state)
 
 	sys_container_metricset.destroy(st);
 	sfx_free(f);
-	tree_free(t);
+	troot_free(&r);
 }
 
 static void test_walk_cap(void **state)
 {
-	struct tree *t = v2_tree();
-	struct sfx *f = sfx_new(t->root);
+	struct troot r;
+	struct sfx *f;
 	uint64_t trunc = metrics_get("sys.container.walk_truncated");
 	char id[65];
 	void *st;
 
 	(void)state;
+	v2_tree(&r);
+	f = sfx_new(r.dir);
 	for (unsigned i = 1; i <= 4; i++) {
 		make_id(id, i);
-		v2_put(t, id, 1000, 0, 0);
+		v2_put(&r, id, 1000, 0, 0);
 	}
 	st = sfx_create(f, &sys_container_metricset);
 	sfx_sample(f, &sys_container_metricset, st, 0);
@@ -714,26 +628,30 @@ static void test_walk_cap(void **state)
 
 	sys_container_metricset.destroy(st);
 	sfx_free(f);
-	tree_free(t);
+	troot_free(&r);
 }
 
 static void test_depth_and_duplicates(void **state)
 {
-	struct tree *t = v2_tree();
-	struct sfx *f = sfx_new(t->root);
+	struct troot r;
+	struct sfx *f;
 	uint64_t dup = metrics_get("sys.container.duplicates");
 	void *st;
 
 	(void)state;
+	v2_tree(&r);
+	f = sfx_new(r.dir);
 	/* depth 8 below the root is reached, depth 9 is not */
-	tree_put(t, "sys/fs/cgroup/1/2/3/4/5/6/7/docker-" ID_A ".scope/cpu.stat", "usage_usec 1\n");
-	tree_put(t, "sys/fs/cgroup/1/2/3/4/5/6/7/8/docker-" ID_B ".scope/cpu.stat",
-		 "usage_usec 1\n");
+	troot_write(&r, "sys/fs/cgroup/1/2/3/4/5/6/7/docker-" ID_A ".scope/cpu.stat",
+		    "usage_usec 1\n");
+	troot_write(&r, "sys/fs/cgroup/1/2/3/4/5/6/7/8/docker-" ID_B ".scope/cpu.stat",
+		    "usage_usec 1\n");
 	/* one id twice: reported once */
-	tree_put(t, "sys/fs/cgroup/docker/" ID_C "/cpu.stat", "usage_usec 1\n");
-	tree_put(t, "sys/fs/cgroup/system.slice/docker-" ID_C ".scope/cpu.stat", "usage_usec 1\n");
+	troot_write(&r, "sys/fs/cgroup/docker/" ID_C "/cpu.stat", "usage_usec 1\n");
+	troot_write(&r, "sys/fs/cgroup/system.slice/docker-" ID_C ".scope/cpu.stat",
+		    "usage_usec 1\n");
 	/* a container directory with no readable file is still a container */
-	tree_mkdir(t, "sys/fs/cgroup/docker/" ID_D);
+	troot_mkdir(&r, "sys/fs/cgroup/docker/" ID_D);
 	st = sfx_create(f, &sys_container_metricset);
 	sfx_sample(f, &sys_container_metricset, st, 0);
 	assert_true(has_id(f, ID_A));
@@ -745,26 +663,28 @@ static void test_depth_and_duplicates(void **state)
 	assert_false(sfx_has(by_id(f, ID_D), "system.container.cpu.usage.ns"));
 	sys_container_metricset.destroy(st);
 	sfx_free(f);
-	tree_free(t);
+	troot_free(&r);
 }
 
 static void test_malformed_files(void **state)
 {
-	struct tree *t = v2_tree();
-	struct sfx *f = sfx_new(t->root);
+	struct troot r;
+	struct sfx *f;
 	uint64_t errs = metrics_get("sys.container.read_errors");
 	const struct event *ev;
 	void *st;
 
 	(void)state;
-	tree_put(t, "sys/fs/cgroup/docker/" ID_A "/cpu.stat",
-		 "usage_usec -1\nuser_usec 10\nnr_periods 99999999999999999999999\n");
-	tree_put(t, "sys/fs/cgroup/docker/" ID_A "/memory.current", "lots\n");
-	tree_put(t, "sys/fs/cgroup/docker/" ID_A "/memory.max", "\n");
-	tree_put(t, "sys/fs/cgroup/docker/" ID_A "/io.stat", "8:0 rbytes=1 wbytes=z\n");
-	tree_put(t, "sys/fs/cgroup/docker/" ID_A "/pids.current", "3\n");
+	v2_tree(&r);
+	f = sfx_new(r.dir);
+	troot_write(&r, "sys/fs/cgroup/docker/" ID_A "/cpu.stat",
+		    "usage_usec -1\nuser_usec 10\nnr_periods 99999999999999999999999\n");
+	troot_write(&r, "sys/fs/cgroup/docker/" ID_A "/memory.current", "lots\n");
+	troot_write(&r, "sys/fs/cgroup/docker/" ID_A "/memory.max", "\n");
+	troot_write(&r, "sys/fs/cgroup/docker/" ID_A "/io.stat", "8:0 rbytes=1 wbytes=z\n");
+	troot_write(&r, "sys/fs/cgroup/docker/" ID_A "/pids.current", "3\n");
 	/* usec → ns would overflow */
-	tree_put(t, "sys/fs/cgroup/docker/" ID_B "/cpu.stat", "usage_usec 18446744073709552\n");
+	troot_write(&r, "sys/fs/cgroup/docker/" ID_B "/cpu.stat", "usage_usec 18446744073709552\n");
 	st = sfx_create(f, &sys_container_metricset);
 	sfx_sample(f, &sys_container_metricset, st, 0);
 	ev = by_id(f, ID_A);
@@ -778,7 +698,7 @@ static void test_malformed_files(void **state)
 	assert_int_equal(metrics_get("sys.container.read_errors") - errs, 6);
 	sys_container_metricset.destroy(st);
 	sfx_free(f);
-	tree_free(t);
+	troot_free(&r);
 }
 
 int main(void)

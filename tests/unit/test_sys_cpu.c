@@ -5,7 +5,6 @@
  * first sample, counters going backwards, CPU hotplug, legacy names, malformed
  * files — and this host's /proc/stat against libproc2's reading of it. */
 #include <errno.h>
-#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,8 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -25,58 +22,7 @@
 #include "sys/cpu.h"
 
 #define FIX "tests/fixtures/proc/"
-
-/* cmocka 1.1 has no assert_double_equal (1.2 does). */
-#ifndef assert_double_equal
-static void double_equal(double a, double b, double eps, const char *what, int line)
-{
-	if (!(fabs(a - b) <= eps))
-		fail_msg("line %d: %s: %.10g != %.10g (± %g)", line, what, a, b, eps);
-}
-#define assert_double_equal(a, b, eps) double_equal((a), (b), (eps), #a, __LINE__)
-#endif
 #define TEN_S (10 * NS_PER_SEC)
-
-/* ---- a hostfs root in a temporary directory, rewritten between samples ----- */
-
-struct troot {
-	char dir[64];
-};
-
-static void troot_new(struct troot *r)
-{
-	char proc[96];
-
-	strcpy(r->dir, "/tmp/hb-test-cpu-XXXXXX");
-	assert_non_null(mkdtemp(r->dir));
-	snprintf(proc, sizeof(proc), "%s/proc", r->dir);
-	assert_int_equal(mkdir(proc, 0755), 0);
-}
-
-/* Rewrites the file in place (same inode), as the kernel's files change under a
- * descriptor that stays open. */
-static void troot_write(const struct troot *r, const char *rel, const char *text)
-{
-	char path[128];
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "%s/%s", r->dir, rel);
-	fp = fopen(path, "w");
-	assert_non_null(fp);
-	assert_int_equal(fputs(text, fp) >= 0, 1);
-	assert_int_equal(fclose(fp), 0);
-}
-
-static void troot_free(struct troot *r)
-{
-	char path[128];
-
-	snprintf(path, sizeof(path), "%s/proc/stat", r->dir);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/proc", r->dir);
-	rmdir(path);
-	rmdir(r->dir);
-}
 
 /* One cpuN line: user nice system idle iowait irq softirq steal guest guest_nice. */
 struct core_line {
@@ -140,6 +86,29 @@ static uint64_t state_uint(const struct event *ev, const char *prefix, int s, co
 
 	snprintf(key, sizeof(key), "%s%s%s", prefix, states[s], suffix);
 	return sfx_uint(ev, key);
+}
+
+/* The system.core event of core `id`; the test fails when there is none. */
+static const struct event *core_event(const struct sfx *f, uint64_t id)
+{
+	const struct event *ev = sfx_event_where(f, "system.core", "system.core.id", id);
+
+	if (!ev)
+		fail_msg("no system.core event for core %llu", (unsigned long long)id);
+	return ev;
+}
+
+/* A temporary root whose proc/stat holds `cores` (the "cpu" line their sum), and a
+ * fixture on it with per-core events on. */
+static struct sfx *stat_fixture(struct troot *r, const struct core_line *cores, size_t n)
+{
+	struct sfx *f;
+
+	troot_new(r);
+	write_stat(r, NULL, cores, n);
+	f = sfx_new(r->dir);
+	f->cfg.stats_cpu_per_core = true;
+	return f;
 }
 
 /* ---- pure functions -------------------------------------------------------- */
@@ -207,26 +176,26 @@ static void test_frac(void **state)
 
 	(void)state;
 	assert_int_equal(sys_cpu_frac(&a, &b, &fr), 0);
-	assert_double_equal(fr.state[SYS_CPU_USER], 300.0 / 2000, 1e-12);
-	assert_double_equal(fr.state[SYS_CPU_SYSTEM], 100.0 / 2000, 1e-12);
-	assert_double_equal(fr.state[SYS_CPU_IDLE], 1500.0 / 2000, 1e-12);
-	assert_double_equal(fr.state[SYS_CPU_IOWAIT], 50.0 / 2000, 1e-12);
-	assert_double_equal(fr.state[SYS_CPU_IRQ], 10.0 / 2000, 1e-12);
-	assert_double_equal(fr.state[SYS_CPU_SOFTIRQ], 40.0 / 2000, 1e-12);
-	assert_double_equal(fr.state[SYS_CPU_NICE], 0, 1e-12);
-	assert_double_equal(fr.state[SYS_CPU_STEAL], 0, 1e-12);
+	assert_near(fr.state[SYS_CPU_USER], 300.0 / 2000, 1e-12);
+	assert_near(fr.state[SYS_CPU_SYSTEM], 100.0 / 2000, 1e-12);
+	assert_near(fr.state[SYS_CPU_IDLE], 1500.0 / 2000, 1e-12);
+	assert_near(fr.state[SYS_CPU_IOWAIT], 50.0 / 2000, 1e-12);
+	assert_near(fr.state[SYS_CPU_IRQ], 10.0 / 2000, 1e-12);
+	assert_near(fr.state[SYS_CPU_SOFTIRQ], 40.0 / 2000, 1e-12);
+	assert_near(fr.state[SYS_CPU_NICE], 0, 1e-12);
+	assert_near(fr.state[SYS_CPU_STEAL], 0, 1e-12);
 	/* total = all but idle and iowait */
-	assert_double_equal(fr.busy, (2000.0 - 1500 - 50) / 2000, 1e-12);
+	assert_near(fr.busy, (2000.0 - 1500 - 50) / 2000, 1e-12);
 
 	/* nothing elapsed: nothing to say, *out untouched */
 	fr.busy = 42;
 	assert_int_equal(sys_cpu_frac(&b, &b, &fr), -EAGAIN);
-	assert_double_equal(fr.busy, 42, 0);
+	assert_near(fr.busy, 42, 0);
 	/* any counter backwards, even with the total going forward */
 	b.t[SYS_CPU_IOWAIT] = 99;
 	assert_int_equal(sys_cpu_frac(&a, &b, &fr), -ERANGE);
 	assert_int_equal(sys_cpu_frac(&b, &a, &fr), -ERANGE);
-	assert_double_equal(fr.busy, 42, 0);
+	assert_near(fr.busy, 42, 0);
 }
 
 static void test_ticks_ms(void **state)
@@ -296,14 +265,13 @@ static void test_ticks_legacy_per_core(void **state)
 	}
 	assert_int_equal(sfx_count(f, "system.core"), 4);
 	for (uint64_t id = 0; id < 4; id++) {
-		ev = sfx_event_where(f, "system.core", "system.core.id", id);
-		assert_non_null(ev);
+		ev = core_event(f, id);
 		assert_string_equal(sfx_str(ev, "type"), "core");
 		assert_int_equal(sfx_uint(ev, "core.id"), id);
 		assert_false(sfx_has(ev, "system.core.user.pct"));
 		assert_false(sfx_has(ev, "core.user_p"));
 	}
-	ev = sfx_event_where(f, "system.core", "system.core.id", 2);
+	ev = core_event(f, 2);
 	for (s = 0; s < SYS_CPU_NSTATES; s++) {
 		assert_int_equal(state_uint(ev, "system.core.", s, ".ticks"), cpu2[s]);
 		assert_int_equal(state_uint(ev, "core.", s, ""), cpu2[s] * 10);
@@ -330,8 +298,7 @@ static void test_old_kernel(void **state)
 	assert_int_equal(sfx_uint(ev, "system.cpu.softirq.ticks"), 600);
 	assert_int_equal(sfx_uint(ev, "system.cpu.steal.ticks"), 0); /* no column: 0 */
 	assert_int_equal(sfx_count(f, "system.core"), 2);
-	ev = sfx_event_where(f, "system.core", "system.core.id", 1);
-	assert_non_null(ev);
+	ev = core_event(f, 1);
 	assert_int_equal(sfx_uint(ev, "system.core.idle.ticks"), 874021);
 	sys_cpu_metricset.destroy(st);
 	sfx_free(f);
@@ -366,11 +333,8 @@ static void test_two_samples(void **state)
 	(void)state;
 	for (s = 0; s < 8; s++)
 		total += d[s];
-	assert_double_equal(total, 1980, 0);
-	troot_new(&r);
-	write_stat(&r, NULL, two_a, 2);
-	f = sfx_new(r.dir);
-	f->cfg.stats_cpu_per_core = true;
+	assert_near(total, 1980, 0);
+	f = stat_fixture(&r, two_a, 2);
 	f->ctx.legacy = true;
 	st = sfx_create(f, &sys_cpu_metricset);
 	sfx_sample(f, &sys_cpu_metricset, st, 0);
@@ -383,36 +347,34 @@ static void test_two_samples(void **state)
 	for (s = 0; s < SYS_CPU_NSTATES; s++) {
 		double norm = sys_round4(d[s] / total);
 
-		assert_double_equal(state_double(ev, "system.cpu.", s, ".norm.pct"), norm, 1e-9);
-		assert_double_equal(state_double(ev, "system.cpu.", s, ".pct"),
-				    sys_round4(d[s] / total * 2), 1e-9);
-		assert_double_equal(state_double(ev, "cpu.", s, "_p"), norm, 1e-9);
+		assert_near(state_double(ev, "system.cpu.", s, ".norm.pct"), norm, 1e-9);
+		assert_near(state_double(ev, "system.cpu.", s, ".pct"),
+			    sys_round4(d[s] / total * 2), 1e-9);
+		assert_near(state_double(ev, "cpu.", s, "_p"), norm, 1e-9);
 	}
 	/* concrete values, so the test does not only repeat the formula */
-	assert_double_equal(sfx_double(ev, "system.cpu.user.pct"), 0.3030, 1e-9);
-	assert_double_equal(sfx_double(ev, "system.cpu.user.norm.pct"), 0.1515, 1e-9);
-	assert_double_equal(sfx_double(ev, "system.cpu.idle.pct"), 1.4646, 1e-9);
+	assert_near(sfx_double(ev, "system.cpu.user.pct"), 0.3030, 1e-9);
+	assert_near(sfx_double(ev, "system.cpu.user.norm.pct"), 0.1515, 1e-9);
+	assert_near(sfx_double(ev, "system.cpu.idle.pct"), 1.4646, 1e-9);
 	/* total = all but idle and iowait = 505 / 1980 */
-	assert_double_equal(sfx_double(ev, "system.cpu.total.norm.pct"), 0.2551, 1e-9);
-	assert_double_equal(sfx_double(ev, "system.cpu.total.pct"), 0.5101, 1e-9);
-	assert_double_equal(sfx_double(ev, "host.cpu.usage"), 0.2551, 1e-9);
+	assert_near(sfx_double(ev, "system.cpu.total.norm.pct"), 0.2551, 1e-9);
+	assert_near(sfx_double(ev, "system.cpu.total.pct"), 0.5101, 1e-9);
+	assert_near(sfx_double(ev, "host.cpu.usage"), 0.2551, 1e-9);
 	assert_int_equal(sfx_uint(ev, "cpu.user"), (5200 + 4100) * 10);
 
 	/* per core: 0..1 of that core */
-	ev = sfx_event_where(f, "system.core", "system.core.id", 0);
-	assert_non_null(ev);
-	assert_double_equal(sfx_double(ev, "system.core.user.pct"), 0.2, 1e-9);
-	assert_double_equal(sfx_double(ev, "system.core.system.pct"), 0.05, 1e-9);
-	assert_double_equal(sfx_double(ev, "system.core.idle.pct"), 0.7, 1e-9);
-	assert_double_equal(sfx_double(ev, "system.core.iowait.pct"), 0.025, 1e-9);
-	assert_double_equal(sfx_double(ev, "system.core.total.pct"), 0.275, 1e-9);
-	assert_double_equal(sfx_double(ev, "core.user_p"), 0.2, 1e-9);
-	ev = sfx_event_where(f, "system.core", "system.core.id", 1);
-	assert_non_null(ev);
-	assert_double_equal(sfx_double(ev, "system.core.user.pct"), 100.0 / 980, 1e-4);
-	assert_double_equal(sfx_double(ev, "system.core.nice.pct"), 0.0408, 1e-9);
-	assert_double_equal(sfx_double(ev, "system.core.steal.pct"), 0.0408, 1e-9);
-	assert_double_equal(sfx_double(ev, "system.core.iowait.pct"), 0, 1e-9);
+	ev = core_event(f, 0);
+	assert_near(sfx_double(ev, "system.core.user.pct"), 0.2, 1e-9);
+	assert_near(sfx_double(ev, "system.core.system.pct"), 0.05, 1e-9);
+	assert_near(sfx_double(ev, "system.core.idle.pct"), 0.7, 1e-9);
+	assert_near(sfx_double(ev, "system.core.iowait.pct"), 0.025, 1e-9);
+	assert_near(sfx_double(ev, "system.core.total.pct"), 0.275, 1e-9);
+	assert_near(sfx_double(ev, "core.user_p"), 0.2, 1e-9);
+	ev = core_event(f, 1);
+	assert_near(sfx_double(ev, "system.core.user.pct"), 100.0 / 980, 1e-4);
+	assert_near(sfx_double(ev, "system.core.nice.pct"), 0.0408, 1e-9);
+	assert_near(sfx_double(ev, "system.core.steal.pct"), 0.0408, 1e-9);
+	assert_near(sfx_double(ev, "system.core.iowait.pct"), 0, 1e-9);
 
 	sys_cpu_metricset.destroy(st);
 	sfx_free(f);
@@ -430,10 +392,7 @@ static void test_counter_backwards(void **state)
 	void *st;
 
 	(void)state;
-	troot_new(&r);
-	write_stat(&r, NULL, two_a, 2);
-	f = sfx_new(r.dir);
-	f->cfg.stats_cpu_per_core = true;
+	f = stat_fixture(&r, two_a, 2);
 	st = sfx_create(f, &sys_cpu_metricset);
 	sfx_sample(f, &sys_cpu_metricset, st, 0);
 
@@ -453,8 +412,8 @@ static void test_counter_backwards(void **state)
 	assert_false(sfx_has(ev, "host.cpu.usage"));
 	assert_int_equal(metrics_get("sys.cpu.counter_reset"), resets + 1);
 	/* the cores still have their interval */
-	ev = sfx_event_where(f, "system.core", "system.core.id", 0);
-	assert_double_equal(sfx_double(ev, "system.core.user.pct"), 0.2, 1e-9);
+	ev = core_event(f, 0);
+	assert_near(sfx_double(ev, "system.core.user.pct"), 0.2, 1e-9);
 
 	/* the next interval is measured from the sample that went backwards */
 	for (int i = 0; i < 2; i++) {
@@ -466,9 +425,9 @@ static void test_counter_backwards(void **state)
 	write_stat(&r, sum, c, 2);
 	sfx_sample(f, &sys_cpu_metricset, st, TEN_S);
 	ev = sfx_event(f, "system.cpu", 0);
-	assert_double_equal(sfx_double(ev, "system.cpu.user.norm.pct"), 0.1, 1e-9);
-	assert_double_equal(sfx_double(ev, "system.cpu.user.pct"), 0.2, 1e-9);
-	assert_double_equal(sfx_double(ev, "system.cpu.idle.pct"), 1.8, 1e-9);
+	assert_near(sfx_double(ev, "system.cpu.user.norm.pct"), 0.1, 1e-9);
+	assert_near(sfx_double(ev, "system.cpu.user.pct"), 0.2, 1e-9);
+	assert_near(sfx_double(ev, "system.cpu.idle.pct"), 1.8, 1e-9);
 	assert_int_equal(metrics_get("sys.cpu.counter_reset"), resets + 1);
 
 	/* one core backwards: that core skips, the machine does not */
@@ -478,10 +437,8 @@ static void test_counter_backwards(void **state)
 	write_stat(&r, sum, c, 2);
 	sfx_sample(f, &sys_cpu_metricset, st, TEN_S);
 	assert_true(sfx_has(sfx_event(f, "system.cpu", 0), "system.cpu.user.pct"));
-	assert_true(sfx_has(sfx_event_where(f, "system.core", "system.core.id", 0),
-			    "system.core.user.pct"));
-	ev = sfx_event_where(f, "system.core", "system.core.id", 1);
-	assert_non_null(ev);
+	assert_true(sfx_has(core_event(f, 0), "system.core.user.pct"));
+	ev = core_event(f, 1);
 	assert_false(sfx_has(ev, "system.core.user.pct"));
 	assert_int_equal(metrics_get("sys.cpu.counter_reset"), resets + 2);
 
@@ -499,18 +456,14 @@ static void test_no_time_passed(void **state)
 	void *st;
 
 	(void)state;
-	troot_new(&r);
-	write_stat(&r, NULL, two_a, 2);
-	f = sfx_new(r.dir);
-	f->cfg.stats_cpu_per_core = true;
+	f = stat_fixture(&r, two_a, 2);
 	st = sfx_create(f, &sys_cpu_metricset);
 	sfx_sample(f, &sys_cpu_metricset, st, 0);
 	sfx_sample(f, &sys_cpu_metricset, st, NS_PER_MS); /* same ticks */
 	ev = sfx_event(f, "system.cpu", 0);
 	assert_non_null(ev);
 	assert_false(sfx_has(ev, "system.cpu.user.pct"));
-	ev = sfx_event_where(f, "system.core", "system.core.id", 1);
-	assert_non_null(ev);
+	ev = core_event(f, 1);
 	assert_false(sfx_has(ev, "system.core.user.pct"));
 	assert_int_equal(metrics_get("sys.cpu.counter_reset"), resets); /* not an error */
 	sys_cpu_metricset.destroy(st);
@@ -536,10 +489,7 @@ static void test_hotplug(void **state)
 	void *st;
 
 	(void)state;
-	troot_new(&r);
-	write_stat(&r, NULL, c, 3); /* 0 1 2 */
-	f = sfx_new(r.dir);
-	f->cfg.stats_cpu_per_core = true;
+	f = stat_fixture(&r, c, 3); /* 0 1 2 */
 	st = sfx_create(f, &sys_cpu_metricset);
 	sfx_sample(f, &sys_cpu_metricset, st, 0);
 	assert_int_equal(sfx_count(f, "system.core"), 3);
@@ -562,13 +512,12 @@ static void test_hotplug(void **state)
 	sfx_sample(f, &sys_cpu_metricset, st, TEN_S);
 	ev = sfx_event(f, "system.cpu", 0);
 	assert_int_equal(sfx_uint(ev, "system.cpu.cores"), 2);
-	assert_double_equal(sfx_double(ev, "system.cpu.user.norm.pct"), 0.1, 1e-9);
-	assert_double_equal(sfx_double(ev, "system.cpu.user.pct"), 0.2, 1e-9);
+	assert_near(sfx_double(ev, "system.cpu.user.norm.pct"), 0.1, 1e-9);
+	assert_near(sfx_double(ev, "system.cpu.user.pct"), 0.2, 1e-9);
 	assert_int_equal(sfx_count(f, "system.core"), 2);
 	assert_null(sfx_event_where(f, "system.core", "system.core.id", 1));
-	ev = sfx_event_where(f, "system.core", "system.core.id", 2); /* second line, id 2 */
-	assert_non_null(ev);
-	assert_double_equal(sfx_double(ev, "system.core.user.pct"), 0.1, 1e-9);
+	ev = core_event(f, 2); /* second line, id 2 */
+	assert_near(sfx_double(ev, "system.core.user.pct"), 0.1, 1e-9);
 
 	/* cpu1 back, cpu63 new */
 	for (int i = 0; i < 4; i++) {
@@ -579,13 +528,11 @@ static void test_hotplug(void **state)
 	sfx_sample(f, &sys_cpu_metricset, st, TEN_S);
 	assert_int_equal(sfx_uint(sfx_event(f, "system.cpu", 0), "system.cpu.cores"), 4);
 	assert_int_equal(sfx_count(f, "system.core"), 4);
-	ev = sfx_event_where(f, "system.core", "system.core.id", 0);
-	assert_double_equal(sfx_double(ev, "system.core.user.pct"), 0.5, 1e-9);
-	ev = sfx_event_where(f, "system.core", "system.core.id", 1);
-	assert_non_null(ev);
+	ev = core_event(f, 0);
+	assert_near(sfx_double(ev, "system.core.user.pct"), 0.5, 1e-9);
+	ev = core_event(f, 1);
 	assert_false(sfx_has(ev, "system.core.user.pct"));
-	ev = sfx_event_where(f, "system.core", "system.core.id", 63);
-	assert_non_null(ev);
+	ev = core_event(f, 63);
 	assert_false(sfx_has(ev, "system.core.user.pct"));
 
 	/* and from now on both have an interval */
@@ -598,7 +545,7 @@ static void test_hotplug(void **state)
 	for (uint64_t id = 0; id < 64; id++) {
 		ev = sfx_event_where(f, "system.core", "system.core.id", id);
 		if (id <= 2 || id == 63)
-			assert_double_equal(sfx_double(ev, "system.core.user.pct"), 0.25, 1e-9);
+			assert_near(sfx_double(ev, "system.core.user.pct"), 0.25, 1e-9);
 		else
 			assert_null(ev);
 	}
@@ -620,10 +567,7 @@ static void test_core_id_cap(void **state)
 	void *st;
 
 	(void)state;
-	troot_new(&r);
-	write_stat(&r, NULL, c, 2);
-	f = sfx_new(r.dir);
-	f->cfg.stats_cpu_per_core = true;
+	f = stat_fixture(&r, c, 2);
 	st = sfx_create(f, &sys_cpu_metricset);
 	sfx_sample(f, &sys_cpu_metricset, st, 0);
 	assert_int_equal(sfx_uint(sfx_event(f, "system.cpu", 0), "system.cpu.cores"), 2);
@@ -639,7 +583,6 @@ static void test_core_id_cap(void **state)
  * stop it (the descriptor is re-read with pread, not reopened per sample). */
 static void test_descriptor_kept_open(void **state)
 {
-	char path[128];
 	struct troot r;
 	struct sfx *f;
 	void *st;
@@ -651,8 +594,7 @@ static void test_descriptor_kept_open(void **state)
 	st = sfx_create(f, &sys_cpu_metricset);
 	sfx_sample(f, &sys_cpu_metricset, st, 0);
 	assert_int_equal(sfx_count(f, "system.cpu"), 1);
-	snprintf(path, sizeof(path), "%s/proc/stat", r.dir);
-	assert_int_equal(unlink(path), 0);
+	troot_rm(&r, "proc/stat");
 	sfx_sample(f, &sys_cpu_metricset, st, TEN_S);
 	assert_int_equal(sfx_count(f, "system.cpu"), 1);
 	sys_cpu_metricset.destroy(st);
@@ -676,16 +618,9 @@ static void test_malformed(void **state)
 	void *st;
 
 	(void)state;
-	troot_new(&r);
-	write_stat(&r, NULL, two_a, 2);
-	f = sfx_new(r.dir);
-	f->cfg.stats_cpu_per_core = true;
+	f = stat_fixture(&r, two_a, 2);
 	st = sfx_create(f, &sys_cpu_metricset);
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		troot_write(&r, "proc/stat", bad[i]);
-		sfx_sample(f, &sys_cpu_metricset, st, TEN_S);
-		assert_int_equal(f->nev, 0);
-	}
+	assert_each_rejected(f, &sys_cpu_metricset, st, &r, "proc/stat", bad, TEN_S);
 	assert_true(metrics_get("sys.cpu.parse_errors") + metrics_get("sys.cpu.read_errors") >=
 		    before + sizeof(bad) / sizeof(bad[0]));
 
@@ -711,6 +646,7 @@ static void test_create_without_stat(void **state)
 
 	(void)state;
 	troot_new(&r);
+	troot_mkdir(&r, "proc");
 	f = sfx_new(r.dir);
 	assert_null(sys_cpu_metricset.create(&f->ctx));
 	sys_cpu_metricset.destroy(NULL);
@@ -790,8 +726,7 @@ static void test_live_vs_libproc2(void **state)
 	assert_int_equal(sfx_count(f, "system.core"), (size_t)after.ncpu);
 	for (int i = 0; i < after.ncpu; i++) {
 		assert_int_equal(before.id[i], after.id[i]);
-		ev = sfx_event_where(f, "system.core", "system.core.id", (uint64_t)after.id[i]);
-		assert_non_null(ev);
+		ev = core_event(f, (uint64_t)after.id[i]);
 		for (s = 0; s < SYS_CPU_NSTATES; s++)
 			assert_between(before.cpu[i][s],
 				       state_uint(ev, "system.core.", s, ".ticks"), after.cpu[i][s],

@@ -16,8 +16,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,10 +32,6 @@
 #define FS_BASIC "tests/fixtures/proc/fs_basic"
 #define FS_SELF "tests/fixtures/proc/fs_self"
 #define DS "system.filesystem"
-
-#ifndef assert_double_equal /* cmocka < 1.1.8 has only the float version */
-#define assert_double_equal(a, b, eps) assert_true(fabs((double)(a) - (double)(b)) <= (eps))
-#endif
 
 /* ---- the fake statvfs ------------------------------------------------------ */
 
@@ -174,14 +168,7 @@ static void wait_nfs_returned(int n)
 
 static const struct event *by_mp(const struct sfx *f, const char *mp)
 {
-	for (size_t i = 0; i < f->nev; i++) {
-		const struct ev_field *x = ev_find(f->ev[i], "system.filesystem.mount_point");
-
-		if (strcmp(f->ev[i]->dataset, DS) == 0 && x && x->type == EV_T_STR &&
-		    x->v.s.len == strlen(mp) && memcmp(x->v.s.p, mp, x->v.s.len) == 0)
-			return f->ev[i];
-	}
-	return NULL;
+	return sfx_event_where_str(f, DS, "system.filesystem.mount_point", mp);
 }
 
 static void *create_fake(struct sfx *f, const char *root)
@@ -191,14 +178,6 @@ static void *create_fake(struct sfx *f, const char *root)
 	fake_reset(root);
 	sys_fs_set_statvfs(st, fake_statvfs);
 	return st;
-}
-
-static char *joined(const char *root, const char *mp)
-{
-	static char out[1024];
-
-	snprintf(out, sizeof(out), "%s%s", root, mp);
-	return out;
 }
 
 /* ---- pure parts ---------------------------------------------------------------- */
@@ -298,18 +277,18 @@ static void test_basic_mounts(void **state)
 	assert_int_equal(sfx_uint(ev, "system.filesystem.available"), 819200);
 	assert_int_equal(sfx_uint(ev, "system.filesystem.used.bytes"), 3072000);
 	/* used / (used + available), as df's Use%: 3072000 / 3891200 */
-	assert_double_equal(sfx_double(ev, "system.filesystem.used.pct"), 0.7895, 1e-12);
+	assert_near(sfx_double(ev, "system.filesystem.used.pct"), 0.7895, 1e-12);
 	assert_int_equal(sfx_uint(ev, "system.filesystem.files"), 100);
 	assert_int_equal(sfx_uint(ev, "system.filesystem.free_files"), 40);
 	/* 1 block used, 1 available (1 reserved): 0.5 */
 	ev = by_mp(f, "/boot");
 	assert_int_equal(sfx_uint(ev, "system.filesystem.total"), 3072);
 	assert_int_equal(sfx_uint(ev, "system.filesystem.used.bytes"), 1024);
-	assert_double_equal(sfx_double(ev, "system.filesystem.used.pct"), 0.5, 1e-12);
+	assert_near(sfx_double(ev, "system.filesystem.used.pct"), 0.5, 1e-12);
 	/* An empty filesystem: 0 %, not NaN. */
 	ev = by_mp(f, "/mnt/empty");
 	assert_int_equal(sfx_uint(ev, "system.filesystem.total"), 0);
-	assert_double_equal(sfx_double(ev, "system.filesystem.used.pct"), 0, 0);
+	assert_near(sfx_double(ev, "system.filesystem.used.pct"), 0, 0);
 
 	/* Octal escapes undone in the mount point and the source. */
 	ev = by_mp(f, "/mnt/my disk");
@@ -379,7 +358,7 @@ static void test_legacy_fields(void **state)
 	assert_int_equal(sfx_uint(ev, "fs.avail"), 819200);
 	assert_int_equal(sfx_uint(ev, "fs.files"), 100);
 	assert_int_equal(sfx_uint(ev, "fs.free_files"), 40);
-	assert_double_equal(sfx_double(ev, "fs.used_p"), 0.75, 1e-12);
+	assert_near(sfx_double(ev, "fs.used_p"), 0.75, 1e-12);
 	/* The ECS names are still there. */
 	assert_int_equal(sfx_uint(ev, "system.filesystem.total"), 4096000);
 	assert_string_equal(sfx_str(ev, "type"), "filesystem");
@@ -470,35 +449,14 @@ static void test_truncated_mountinfo(void **state)
 
 /* ---- generated trees ----------------------------------------------------------- */
 
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+/* A temporary hostfs root whose proc/1/mountinfo has `n` lines: /m/<i>, all of type
+ * proc except lines 0, 1, 2 and the last one (ext4). */
+static void make_many(struct troot *r, size_t n)
 {
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
-static void rm_tree(const char *dir)
-{
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* A hostfs root in a temp dir whose proc/1/mountinfo has `n` lines: /m/<i>, all
- * of type proc except lines 0, 1, 2 and the last one (ext4). */
-static void make_many(char *dir, size_t n)
-{
-	char path[512];
 	FILE *out;
 
-	strcpy(dir, "/tmp/hb-fs-test.XXXXXX");
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/proc", dir);
-	assert_int_equal(mkdir(path, 0755), 0);
-	snprintf(path, sizeof(path), "%s/proc/1", dir);
-	assert_int_equal(mkdir(path, 0755), 0);
-	snprintf(path, sizeof(path), "%s/proc/1/mountinfo", dir);
-	out = fopen(path, "w");
-	assert_non_null(out);
+	troot_new(r);
+	out = troot_open(r, "proc/1/mountinfo");
 	for (size_t i = 0; i < n; i++)
 		fprintf(out, "%zu 1 0:%zu / /m/%zu rw,relatime shared:%zu - %s src%zu rw\n",
 			100 + i, i, i, i, (i < 3 || i == n - 1) ? "ext4" : "proc", i);
@@ -507,18 +465,19 @@ static void make_many(char *dir, size_t n)
 
 static void test_mount_cap(void **state)
 {
-	char dir[64];
+	char path[512];
+	struct troot r;
 	struct sfx *f;
 	void *st;
 	uint64_t cap0 = metrics_get("sys.filesystem.mounts_capped");
 	struct stat sb;
 
 	(void)state;
-	make_many(dir, SYS_FS_MAX_MOUNTS + 4);
-	assert_int_equal(stat(joined(dir, "/proc/1/mountinfo"), &sb), 0);
+	make_many(&r, SYS_FS_MAX_MOUNTS + 4);
+	assert_int_equal(stat(troot_path(&r, "proc/1/mountinfo", path, sizeof(path)), &sb), 0);
 	assert_true(sb.st_size > 16 * 4096); /* far more than a page */
-	f = sfx_new(dir);
-	st = create_fake(f, dir);
+	f = sfx_new(r.dir);
+	st = create_fake(f, r.dir);
 	sfx_sample(f, &sys_filesystem_metricset, st, 0);
 	/* The last ext4 line is past the cap. */
 	assert_int_equal(sfx_count(f, DS), 3);
@@ -540,20 +499,20 @@ static void test_mount_cap(void **state)
 	assert_int_equal(metrics_get("sys.filesystem.mounts_capped") - cap0, 2);
 	sys_filesystem_metricset.destroy(st);
 	sfx_free(f);
-	rm_tree(dir);
+	troot_free(&r);
 }
 
 static void test_unreadable_mountinfo(void **state)
 {
-	char dir[64] = "/tmp/hb-fs-test.XXXXXX";
+	struct troot r;
 	struct sfx *f;
 	void *st;
 	uint64_t err0 = metrics_get("sys.filesystem.errors");
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
-	f = sfx_new(dir);
-	st = create_fake(f, dir);
+	troot_new(&r);
+	f = sfx_new(r.dir);
+	st = create_fake(f, r.dir);
 	sfx_sample(f, &sys_filesystem_metricset, st, 0);
 	sfx_sample(f, &sys_filesystem_metricset, st, 10 * NS_PER_SEC);
 	assert_int_equal(sfx_count(f, DS), 0);
@@ -561,7 +520,7 @@ static void test_unreadable_mountinfo(void **state)
 	assert_int_equal(metrics_get("sys.filesystem.errors") - err0, 2);
 	sys_filesystem_metricset.destroy(st);
 	sfx_free(f);
-	rm_tree(dir);
+	troot_free(&r);
 }
 
 /* ---- the statvfs timeout ------------------------------------------------------- */

@@ -13,8 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -26,59 +24,6 @@
 
 #define FIX "tests/fixtures/proc/"
 #define KIB 1024ull
-
-/* cmocka 1.1 has no assert_double_equal (1.2 does). */
-#ifndef assert_double_equal
-static void double_equal(double a, double b, double eps, const char *what, int line)
-{
-	if (!(fabs(a - b) <= eps))
-		fail_msg("line %d: %s: %.10g != %.10g (± %g)", line, what, a, b, eps);
-}
-#define assert_double_equal(a, b, eps) double_equal((a), (b), (eps), #a, __LINE__)
-#endif
-
-/* ---- a hostfs root in a temporary directory -------------------------------- */
-
-struct troot {
-	char dir[64];
-};
-
-static void troot_new(struct troot *r)
-{
-	char proc[96];
-
-	strcpy(r->dir, "/tmp/hb-test-mem-XXXXXX");
-	assert_non_null(mkdtemp(r->dir));
-	snprintf(proc, sizeof(proc), "%s/proc", r->dir);
-	assert_int_equal(mkdir(proc, 0755), 0);
-}
-
-/* Rewrites in place (same inode): the metricsets keep the file open. */
-static void troot_write(const struct troot *r, const char *rel, const char *text)
-{
-	char path[128];
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "%s/%s", r->dir, rel);
-	fp = fopen(path, "w");
-	assert_non_null(fp);
-	assert_true(fputs(text, fp) >= 0);
-	assert_int_equal(fclose(fp), 0);
-}
-
-static void troot_free(struct troot *r)
-{
-	static const char *const files[] = {"proc/meminfo", "proc/loadavg"};
-	char path[128];
-
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", r->dir, files[i]);
-		unlink(path);
-	}
-	snprintf(path, sizeof(path), "%s/proc", r->dir);
-	rmdir(path);
-	rmdir(r->dir);
-}
 
 /* ---- memory ---------------------------------------------------------------- */
 
@@ -99,15 +44,15 @@ static void test_memory_basic(void **state)
 	assert_int_equal(sfx_uint(ev, "system.memory.cached"), 7711020 * KIB); /* not SwapCached */
 	assert_int_equal(sfx_uint(ev, "system.memory.buffers"), 402112 * KIB);
 	assert_int_equal(sfx_uint(ev, "system.memory.used.bytes"), 15470092288ull);
-	assert_double_equal(sfx_double(ev, "system.memory.used.pct"), 0.9262, 1e-9);
+	assert_near(sfx_double(ev, "system.memory.used.pct"), 0.9262, 1e-9);
 	/* MemAvailable */
 	assert_int_equal(sfx_uint(ev, "system.memory.actual.free"), 9821432 * KIB);
 	assert_int_equal(sfx_uint(ev, "system.memory.actual.used.bytes"), 6645170176ull);
-	assert_double_equal(sfx_double(ev, "system.memory.actual.used.pct"), 0.3979, 1e-9);
+	assert_near(sfx_double(ev, "system.memory.actual.used.pct"), 0.3979, 1e-9);
 	assert_int_equal(sfx_uint(ev, "system.memory.swap.total"), 8388604 * KIB);
 	assert_int_equal(sfx_uint(ev, "system.memory.swap.free"), 8126460 * KIB);
 	assert_int_equal(sfx_uint(ev, "system.memory.swap.used.bytes"), 268435456ull);
-	assert_double_equal(sfx_double(ev, "system.memory.swap.used.pct"), 0.0313, 1e-9);
+	assert_near(sfx_double(ev, "system.memory.swap.used.pct"), 0.0313, 1e-9);
 	/* huge pages: counts, except default_size and used.bytes */
 	assert_int_equal(sfx_uint(ev, "system.memory.hugepages.total"), 512);
 	assert_int_equal(sfx_uint(ev, "system.memory.hugepages.free"), 100);
@@ -115,7 +60,7 @@ static void test_memory_basic(void **state)
 	assert_int_equal(sfx_uint(ev, "system.memory.hugepages.surplus"), 3);
 	assert_int_equal(sfx_uint(ev, "system.memory.hugepages.default_size"), 2048 * KIB);
 	assert_int_equal(sfx_uint(ev, "system.memory.hugepages.used.bytes"), 412 * 2048 * KIB);
-	assert_double_equal(sfx_double(ev, "system.memory.hugepages.used.pct"), 0.8047, 1e-9);
+	assert_near(sfx_double(ev, "system.memory.hugepages.used.pct"), 0.8047, 1e-9);
 	/* no legacy names unless asked */
 	assert_false(sfx_has(ev, "mem.total"));
 	assert_false(sfx_has(ev, "swap.total"));
@@ -138,13 +83,13 @@ static void test_memory_old_kernel(void **state)
 	assert_int_equal(sfx_uint(ev, "system.memory.actual.free"),
 			 (301228 + 188412 + 1620104) * KIB);
 	assert_int_equal(sfx_uint(ev, "system.memory.actual.used.bytes"), 1858514944ull);
-	assert_double_equal(sfx_double(ev, "system.memory.actual.used.pct"), 0.4624, 1e-9);
-	assert_double_equal(sfx_double(ev, "system.memory.used.pct"), 0.9232, 1e-9);
-	assert_double_equal(sfx_double(ev, "system.memory.swap.used.pct"), 0.1073, 1e-9);
+	assert_near(sfx_double(ev, "system.memory.actual.used.pct"), 0.4624, 1e-9);
+	assert_near(sfx_double(ev, "system.memory.used.pct"), 0.9232, 1e-9);
+	assert_near(sfx_double(ev, "system.memory.swap.used.pct"), 0.1073, 1e-9);
 	/* huge pages configured but none reserved: 0 %, not NaN */
 	assert_int_equal(sfx_uint(ev, "system.memory.hugepages.total"), 0);
 	assert_int_equal(sfx_uint(ev, "system.memory.hugepages.used.bytes"), 0);
-	assert_double_equal(sfx_double(ev, "system.memory.hugepages.used.pct"), 0, 0);
+	assert_near(sfx_double(ev, "system.memory.hugepages.used.pct"), 0, 0);
 	assert_int_equal(sfx_uint(ev, "system.memory.hugepages.default_size"), 2097152);
 	sys_memory_metricset.destroy(st);
 	sfx_free(f);
@@ -165,11 +110,11 @@ static void test_memory_no_swap_no_huge(void **state)
 	assert_non_null(ev);
 	assert_int_equal(sfx_uint(ev, "system.memory.swap.total"), 0);
 	assert_int_equal(sfx_uint(ev, "system.memory.swap.used.bytes"), 0);
-	assert_double_equal(sfx_double(ev, "system.memory.swap.used.pct"), 0, 0);
-	assert_double_equal(sfx_double(ev, "swap.used_p"), 0, 0);
+	assert_near(sfx_double(ev, "system.memory.swap.used.pct"), 0, 0);
+	assert_near(sfx_double(ev, "swap.used_p"), 0, 0);
 	assert_false(sfx_has(ev, "system.memory.hugepages.total"));
 	assert_false(sfx_has(ev, "system.memory.hugepages.used.bytes"));
-	assert_double_equal(sfx_double(ev, "system.memory.actual.used.pct"), 0.387, 1e-9);
+	assert_near(sfx_double(ev, "system.memory.actual.used.pct"), 0.387, 1e-9);
 	sys_memory_metricset.destroy(st);
 	sfx_free(f);
 }
@@ -189,14 +134,14 @@ static void test_memory_legacy(void **state)
 	assert_int_equal(sfx_uint(ev, "mem.total"), 16310856 * KIB);
 	assert_int_equal(sfx_uint(ev, "mem.used"), 15470092288ull);
 	assert_int_equal(sfx_uint(ev, "mem.free"), 1203344 * KIB);
-	assert_double_equal(sfx_double(ev, "mem.used_p"), 0.9262, 1e-9);
+	assert_near(sfx_double(ev, "mem.used_p"), 0.9262, 1e-9);
 	assert_int_equal(sfx_uint(ev, "mem.actual_used"), 6645170176ull);
 	assert_int_equal(sfx_uint(ev, "mem.actual_free"), 9821432 * KIB);
-	assert_double_equal(sfx_double(ev, "mem.actual_used_p"), 0.3979, 1e-9);
+	assert_near(sfx_double(ev, "mem.actual_used_p"), 0.3979, 1e-9);
 	assert_int_equal(sfx_uint(ev, "swap.total"), 8388604 * KIB);
 	assert_int_equal(sfx_uint(ev, "swap.used"), 268435456ull);
 	assert_int_equal(sfx_uint(ev, "swap.free"), 8126460 * KIB);
-	assert_double_equal(sfx_double(ev, "swap.used_p"), 0.0313, 1e-9);
+	assert_near(sfx_double(ev, "swap.used_p"), 0.0313, 1e-9);
 	/* the ECS names are still there */
 	assert_int_equal(sfx_uint(ev, "system.memory.total"), 16310856 * KIB);
 	sys_memory_metricset.destroy(st);
@@ -225,11 +170,7 @@ static void test_memory_malformed(void **state)
 	troot_write(&r, "proc/meminfo", "MemTotal: 1000 kB\nMemFree: 250 kB\n");
 	f = sfx_new(r.dir);
 	st = sfx_create(f, &sys_memory_metricset);
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		troot_write(&r, "proc/meminfo", bad[i]);
-		sfx_sample(f, &sys_memory_metricset, st, NS_PER_SEC);
-		assert_int_equal(f->nev, 0);
-	}
+	assert_each_rejected(f, &sys_memory_metricset, st, &r, "proc/meminfo", bad, NS_PER_SEC);
 	assert_int_equal(metrics_get("sys.memory.parse_errors") +
 			     metrics_get("sys.memory.read_errors"),
 			 errs + sizeof(bad) / sizeof(bad[0]));
@@ -240,7 +181,7 @@ static void test_memory_malformed(void **state)
 	ev = sfx_event(f, "system.memory", 0);
 	assert_non_null(ev);
 	assert_int_equal(sfx_uint(ev, "system.memory.used.bytes"), 750 * KIB);
-	assert_double_equal(sfx_double(ev, "system.memory.used.pct"), 0.75, 1e-9);
+	assert_near(sfx_double(ev, "system.memory.used.pct"), 0.75, 1e-9);
 	assert_int_equal(sfx_uint(ev, "system.memory.actual.free"), 250 * KIB);
 	assert_false(sfx_has(ev, "system.memory.swap.total"));
 	assert_false(sfx_has(ev, "system.memory.hugepages.total"));
@@ -259,7 +200,7 @@ static void test_memory_malformed(void **state)
 	assert_int_equal(sfx_uint(ev, "system.memory.actual.used.bytes"), 0);
 	assert_int_equal(sfx_uint(ev, "system.memory.swap.used.bytes"), 0);
 	assert_int_equal(sfx_uint(ev, "system.memory.hugepages.used.bytes"), UINT64_MAX);
-	assert_double_equal(sfx_double(ev, "system.memory.hugepages.used.pct"), 1, 0);
+	assert_near(sfx_double(ev, "system.memory.hugepages.used.pct"), 1, 0);
 
 	sys_memory_metricset.destroy(st);
 	sfx_free(f);
@@ -281,12 +222,12 @@ static void test_load_basic(void **state)
 	assert_int_equal(sfx_count(f, "system.load"), 1);
 	ev = sfx_event(f, "system.load", 0);
 	assert_string_equal(sfx_str(ev, "type"), "system");
-	assert_double_equal(sfx_double(ev, "system.load.1"), 2.33, 1e-12);
-	assert_double_equal(sfx_double(ev, "system.load.5"), 1.85, 1e-12);
-	assert_double_equal(sfx_double(ev, "system.load.15"), 0.07, 1e-12);
-	assert_double_equal(sfx_double(ev, "system.load.norm.1"), 0.5825, 1e-12);
-	assert_double_equal(sfx_double(ev, "system.load.norm.5"), 0.4625, 1e-12);
-	assert_double_equal(sfx_double(ev, "system.load.norm.15"), 0.0175, 1e-12);
+	assert_near(sfx_double(ev, "system.load.1"), 2.33, 1e-12);
+	assert_near(sfx_double(ev, "system.load.5"), 1.85, 1e-12);
+	assert_near(sfx_double(ev, "system.load.15"), 0.07, 1e-12);
+	assert_near(sfx_double(ev, "system.load.norm.1"), 0.5825, 1e-12);
+	assert_near(sfx_double(ev, "system.load.norm.5"), 0.4625, 1e-12);
+	assert_near(sfx_double(ev, "system.load.norm.15"), 0.0175, 1e-12);
 	assert_int_equal(sfx_uint(ev, "system.load.cores"), 4);
 	assert_false(sfx_has(ev, "load.load1"));
 
@@ -295,10 +236,10 @@ static void test_load_basic(void **state)
 	f->ctx.ncpu = 2;
 	sfx_sample(f, &sys_load_metricset, st, 10 * NS_PER_SEC);
 	ev = sfx_event(f, "system.load", 0);
-	assert_double_equal(sfx_double(ev, "load.load1"), 2.33, 1e-12);
-	assert_double_equal(sfx_double(ev, "load.load5"), 1.85, 1e-12);
-	assert_double_equal(sfx_double(ev, "load.load15"), 0.07, 1e-12);
-	assert_double_equal(sfx_double(ev, "system.load.norm.1"), 1.165, 1e-12);
+	assert_near(sfx_double(ev, "load.load1"), 2.33, 1e-12);
+	assert_near(sfx_double(ev, "load.load5"), 1.85, 1e-12);
+	assert_near(sfx_double(ev, "load.load15"), 0.07, 1e-12);
+	assert_near(sfx_double(ev, "system.load.norm.1"), 1.165, 1e-12);
 	assert_int_equal(sfx_uint(ev, "system.load.cores"), 2);
 	sys_load_metricset.destroy(st);
 	sfx_free(f);
@@ -321,11 +262,7 @@ static void test_load_malformed(void **state)
 	f = sfx_new(r.dir);
 	f->ctx.ncpu = 0; /* unknown: counted as one core, no division by zero */
 	st = sfx_create(f, &sys_load_metricset);
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		troot_write(&r, "proc/loadavg", bad[i]);
-		sfx_sample(f, &sys_load_metricset, st, NS_PER_SEC);
-		assert_int_equal(f->nev, 0);
-	}
+	assert_each_rejected(f, &sys_load_metricset, st, &r, "proc/loadavg", bad, NS_PER_SEC);
 	assert_int_equal(metrics_get("sys.load.parse_errors") + metrics_get("sys.load.read_errors"),
 			 errs + sizeof(bad) / sizeof(bad[0]));
 	/* the same open descriptor sees the next good content; no trailing newline */
@@ -333,8 +270,8 @@ static void test_load_malformed(void **state)
 	sfx_sample(f, &sys_load_metricset, st, NS_PER_SEC);
 	ev = sfx_event(f, "system.load", 0);
 	assert_non_null(ev);
-	assert_double_equal(sfx_double(ev, "system.load.1"), 12.5, 1e-12);
-	assert_double_equal(sfx_double(ev, "system.load.norm.1"), 12.5, 1e-12);
+	assert_near(sfx_double(ev, "system.load.1"), 12.5, 1e-12);
+	assert_near(sfx_double(ev, "system.load.norm.1"), 12.5, 1e-12);
 	assert_int_equal(sfx_uint(ev, "system.load.cores"), 1);
 	sys_load_metricset.destroy(st);
 	sfx_free(f);
@@ -349,6 +286,7 @@ static void test_create_missing(void **state)
 
 	(void)state;
 	troot_new(&r);
+	troot_mkdir(&r, "proc");
 	f = sfx_new(r.dir);
 	assert_null(sys_memory_metricset.create(&f->ctx));
 	assert_null(sys_load_metricset.create(&f->ctx));

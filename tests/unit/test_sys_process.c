@@ -93,41 +93,18 @@ static void assert_str_bytes(const struct event *ev, const char *key, const char
 	assert_memory_equal(x->v.s.p, s, len);
 }
 
-/* A copy of the fixture tree in a fresh temporary directory. */
-static char *copy_fixture(void)
-{
-	char *dir = strdup("/tmp/hb-proc-XXXXXX"), cmd[512];
-
-	assert_non_null(dir);
-	assert_non_null(mkdtemp(dir));
-	snprintf(cmd, sizeof(cmd), "cp -a " FIX "/. %s/", dir);
-	assert_int_equal(system(cmd), 0);
-	return dir;
-}
-
-static void remove_tree(char *dir)
+/* A copy of the fixture tree in a fresh temporary root. */
+static void copy_fixture(struct troot *r)
 {
 	char cmd[512];
 
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	troot_new(r);
+	snprintf(cmd, sizeof(cmd), "cp -a " FIX "/. %s/", r->dir);
 	assert_int_equal(system(cmd), 0);
-	free(dir);
-}
-
-static void put_file(const char *root, const char *rel, const void *data, size_t len)
-{
-	char path[512];
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "%s/%s", root, rel);
-	fp = fopen(path, "wb");
-	assert_non_null(fp);
-	assert_int_equal(fwrite(data, 1, len, fp), len);
-	assert_int_equal(fclose(fp), 0);
 }
 
 /* proc/<pid>/stat with the fields the metricset reads; the others as in the fixture. */
-static void put_stat(const char *root, int pid, const char *comm, char state, uint64_t utime,
+static void put_stat(const struct troot *r, int pid, const char *comm, char state, uint64_t utime,
 		     uint64_t stime, uint64_t start)
 {
 	char rel[64], line[512];
@@ -140,16 +117,15 @@ static void put_stat(const char *root, int pid, const char *comm, char state, ui
 		     "0 0 0 0 0 0 0 0\n",
 		     pid, comm, state, pid, pid, (unsigned long long)utime,
 		     (unsigned long long)stime, (unsigned long long)start);
-	put_file(root, rel, line, (size_t)n);
+	troot_write_len(r, rel, line, (size_t)n);
 }
 
-static void rename_in(const char *root, const char *from, const char *to)
+/* Mode 0: unreadable to anyone but root. */
+static void make_unreadable(const struct troot *r, const char *rel)
 {
-	char a[512], b[512];
+	char path[512];
 
-	snprintf(a, sizeof(a), "%s/%s", root, from);
-	snprintf(b, sizeof(b), "%s/%s", root, to);
-	assert_int_equal(rename(a, b), 0);
+	assert_int_equal(chmod(troot_path(r, rel, path, sizeof(path)), 0), 0);
 }
 
 /* ---- pure parts -------------------------------------------------------------- */
@@ -466,12 +442,14 @@ static void test_bad_regexp(void **state)
  * disappears for one sample, MemTotal. */
 static void test_rates_and_reuse(void **state)
 {
-	char *root = copy_fixture();
-	struct sfx *f = sfx_new(root);
+	struct troot r;
+	struct sfx *f;
 	const struct event *ev;
 	void *st;
 
 	(void)state;
+	copy_fixture(&r);
+	f = sfx_new(r.dir);
 	f->ctx.ncpu = 2;
 	f->ctx.mem_total = 8ull << 30;
 	st = sfx_create(f, &sys_process_metricset);
@@ -479,14 +457,14 @@ static void test_rates_and_reuse(void **state)
 	assert_int_equal(sfx_count(f, DS), FIX_PROCS);
 
 	/* 10 s later: init used 50 ticks (0.5 s) → 0.05 of one core, 0.025 of two */
-	put_stat(root, 1, "systemd", 'S', 1030, 520, 1);
+	put_stat(&r, 1, "systemd", 'S', 1030, 520, 1);
 	/* pid 300 is now another process (new starttime) with another command line */
-	put_stat(root, 300, "nginx", 'S', 0, 1, 250000);
-	put_file(root, "proc/300/cmdline", "nginx: worker\0", 14);
+	put_stat(&r, 300, "nginx", 'S', 0, 1, 250000);
+	troot_write_len(&r, "proc/300/cmdline", "nginx: worker\0", 14);
 	/* 100 changed its argv but is the same process: the cached args stay */
-	put_file(root, "proc/100/cmdline", "changed\0", 8);
+	troot_write_len(&r, "proc/100/cmdline", "changed\0", 8);
 	/* 500 is not listed in this sample */
-	rename_in(root, "proc/500", "proc/gone500");
+	troot_rename(&r, "proc/500", "proc/gone500");
 	sfx_sample(f, &sys_process_metricset, st, 10 * NS_PER_SEC);
 	assert_int_equal(sfx_count(f, DS), FIX_PROCS - 1);
 
@@ -510,8 +488,8 @@ static void test_rates_and_reuse(void **state)
 	assert_arr(ev, "process.args", 0, "/opt/weird/a) b (c", 18);
 
 	/* 500 is back with the same starttime: its entry was dropped, so no rate */
-	rename_in(root, "proc/gone500", "proc/500");
-	put_stat(root, 1, "systemd", 'S', 1130, 520, 1); /* 100 ticks in 5 s: 0.2 */
+	troot_rename(&r, "proc/gone500", "proc/500");
+	put_stat(&r, 1, "systemd", 'S', 1130, 520, 1); /* 100 ticks in 5 s: 0.2 */
 	sfx_sample(f, &sys_process_metricset, st, 5 * NS_PER_SEC);
 	assert_int_equal(sfx_count(f, DS), FIX_PROCS);
 	assert_false(sfx_has(by_pid(f, 500), "system.process.cpu.total.pct"));
@@ -525,32 +503,34 @@ static void test_rates_and_reuse(void **state)
 
 	sys_process_metricset.destroy(st);
 	sfx_free(f);
-	remove_tree(root);
+	troot_free(&r);
 }
 
 /* A changed etc/passwd is reloaded; the uid is kept per process. */
 static void test_passwd_reload(void **state)
 {
 	static const char pw[] = "root:x:0:0::/root:/bin/sh\nalicia:x:1000:1000::/:/bin/sh\n";
-	char *root = copy_fixture();
-	struct sfx *f = sfx_new(root);
+	struct troot r;
+	struct sfx *f;
 	void *st;
 
 	(void)state;
+	copy_fixture(&r);
+	f = sfx_new(r.dir);
 	st = sfx_create(f, &sys_process_metricset);
 	sfx_sample(f, &sys_process_metricset, st, 0);
 	assert_string_equal(sfx_str(by_pid(f, 100), "user.name"), "alice");
-	put_file(root, "etc/passwd", pw, sizeof(pw) - 1);
+	troot_write_len(&r, "etc/passwd", pw, sizeof(pw) - 1);
 	sfx_sample(f, &sys_process_metricset, st, NS_PER_SEC);
 	assert_string_equal(sfx_str(by_pid(f, 100), "user.name"), "alicia");
 	assert_string_equal(sfx_str(by_pid(f, 300), "user.name"), "33");
 	/* no passwd at all: numeric names */
-	rename_in(root, "etc/passwd", "etc/passwd.old");
+	troot_rename(&r, "etc/passwd", "etc/passwd.old");
 	sfx_sample(f, &sys_process_metricset, st, NS_PER_SEC);
 	assert_string_equal(sfx_str(by_pid(f, 1), "user.name"), "0");
 	sys_process_metricset.destroy(st);
 	sfx_free(f);
-	remove_tree(root);
+	troot_free(&r);
 }
 
 /* topbeat.process.max: the lowest pids are tracked, the others reported without
@@ -584,34 +564,33 @@ static void test_table_full(void **state)
 /* Processes exiting between the listing and the reads: never half-reported. */
 static void test_vanishing(void **state)
 {
-	char *root = copy_fixture();
-	struct sfx *f = sfx_new(root);
-	char path[512];
+	struct troot r;
+	struct sfx *f;
 	void *st;
 
 	(void)state;
+	copy_fixture(&r);
+	f = sfx_new(r.dir);
 	st = sfx_create(f, &sys_process_metricset);
 	sfx_sample(f, &sys_process_metricset, st, 0);
 	assert_int_equal(metrics_get("sys.process.vanished"), 1);
 	/* known process: statm gone; new process: cgroup gone (read on first sight) */
-	snprintf(path, sizeof(path), "%s/proc/1/statm", root);
-	assert_int_equal(unlink(path), 0);
-	put_stat(root, 301, "postgres", 'S', 0, 0, 999999);
-	snprintf(path, sizeof(path), "%s/proc/301/cgroup", root);
-	assert_int_equal(unlink(path), 0);
+	troot_rm(&r, "proc/1/statm");
+	put_stat(&r, 301, "postgres", 'S', 0, 0, 999999);
+	troot_rm(&r, "proc/301/cgroup");
 	sfx_sample(f, &sys_process_metricset, st, NS_PER_SEC);
 	assert_int_equal(sfx_count(f, DS), FIX_PROCS - 2);
 	assert_null(sfx_event_where(f, DS, "process.pid", 1));
 	assert_null(sfx_event_where(f, DS, "process.pid", 301));
 	assert_int_equal(metrics_get("sys.process.vanished"), 1 + 3);
 	/* a stat that does not parse is skipped and counted */
-	put_file(root, "proc/100/stat", "100 (trunc) S 1", 15);
+	troot_write_len(&r, "proc/100/stat", "100 (trunc) S 1", 15);
 	sfx_sample(f, &sys_process_metricset, st, NS_PER_SEC);
 	assert_null(sfx_event_where(f, DS, "process.pid", 100));
 	assert_int_equal(metrics_get("sys.process.malformed"), 1);
 	sys_process_metricset.destroy(st);
 	sfx_free(f);
-	remove_tree(root);
+	troot_free(&r);
 }
 
 /* EACCES on one file omits its fields only. Root reads everything, so as root the
@@ -655,24 +634,20 @@ static int eacces_checks(const char *root)
 
 static void test_eacces(void **state)
 {
-	char *root = copy_fixture();
-	char path[512];
+	struct troot r;
 	int status;
 	pid_t child;
 
 	(void)state;
-	assert_int_equal(chmod(root, 0755), 0);
-	snprintf(path, sizeof(path), "%s/proc/300/cgroup", root);
-	assert_int_equal(chmod(path, 0), 0);
-	snprintf(path, sizeof(path), "%s/proc/300/limits", root);
-	assert_int_equal(chmod(path, 0), 0);
-	snprintf(path, sizeof(path), "%s/proc/1/statm", root);
-	assert_int_equal(chmod(path, 0), 0);
-	snprintf(path, sizeof(path), "%s/proc/1/status", root);
-	assert_int_equal(chmod(path, 0), 0);
+	copy_fixture(&r);
+	assert_int_equal(chmod(r.dir, 0755), 0);
+	make_unreadable(&r, "proc/300/cgroup");
+	make_unreadable(&r, "proc/300/limits");
+	make_unreadable(&r, "proc/1/statm");
+	make_unreadable(&r, "proc/1/status");
 	if (geteuid() != 0) {
-		assert_int_equal(eacces_checks(root), 0);
-		remove_tree(root);
+		assert_int_equal(eacces_checks(r.dir), 0);
+		troot_free(&r);
 		return;
 	}
 	child = fork();
@@ -680,12 +655,12 @@ static void test_eacces(void **state)
 	if (child == 0) {
 		if (setgid(65534) != 0 || setuid(65534) != 0)
 			_exit(2);
-		_exit(eacces_checks(root));
+		_exit(eacces_checks(r.dir));
 	}
 	assert_int_equal(waitpid(child, &status, 0), child);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
-	remove_tree(root);
+	troot_free(&r);
 }
 
 /* ---- the real /proc ------------------------------------------------------------- */
