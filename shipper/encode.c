@@ -28,6 +28,16 @@
  *
  *   {"@timestamp":..,"agent":{..},"destination":{"bytes":..,"domain":..,"ip":..},..}
  *
+ * The fast path (o->tmpl, built once per options by encode_tmpl_new()) writes the
+ * same bytes without steps 1 and 2 for the envelope: encode_fast() walks dkeys[] in
+ * order straight from the typed event (agent.*, host.name and tags pre-rendered in
+ * the template, the transitions between derived keys from a table), and before each
+ * derived key writes the sorted protocol ents that sort below it with the step-3
+ * code. Where a protocol key would meet a derived one as one group (except
+ * related.ip, merged as a set) or as "a" and "a.b", it gives up and this event takes
+ * the general path above; so does one whose dataset, interface or Community ID needs
+ * escaping (test_encode checks both paths give the same document on random events).
+ *
  * Arrays under "related." are sets: duplicates are skipped (first one kept), which
  * gives related.ip = client, server, then the parser's IPs in order. The check looks
  * at the first SET_SCAN_MAX elements only, so a huge DNS answer costs linear time.
@@ -62,22 +72,28 @@
 _Static_assert(EV_COMMUNITY_ID_LEN == COMMUNITY_ID_LEN, "event.h community_id size");
 
 /* One value to write: a field of the event or a derived one, with its order.
- * pfx = the first 8 key bytes ('.' mapped to 1) big-endian: most comparisons end
- * with one integer compare. dk = the dkeys[] index of a derived field, else DK_NONE. */
+ * pfx, pfx2 = the key bytes 0..7 and 8..15 ('.' mapped to 1, zero past the end)
+ * big-endian: most comparisons end with one or two integer compares. dk = the
+ * dkeys[] index of a derived field, else DK_NONE. */
 struct ent {
-	uint64_t pfx;
+	uint64_t pfx, pfx2;
 	const struct ev_field *f;
 	uint32_t seq;
+	uint16_t klen; /* strlen(f->key); UINT16_MAX: that or more */
 	uint8_t dk;
 };
 
-/* key_prefix() of a string literal, folded at compile time: the padding makes
- * bytes 0..7 always exist (zero past the key's end, as key_prefix() shifts). */
-#define KPAD_(s) (s "\0\0\0\0\0\0\0")
-#define KB_(s, i) ((uint64_t)(KPAD_(s)[i] == '.' ? 1 : (uint8_t)KPAD_(s)[i]) << (56 - 8 * (i)))
+/* key_words() of a string literal, folded at compile time: the padding makes bytes
+ * 0..15 always exist (zero past the key's end, as key_words() shifts). */
+#define KPAD_(s) (s "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0")
+#define KB_(s, i) \
+	((uint64_t)(KPAD_(s)[i] == '.' ? 1 : (uint8_t)KPAD_(s)[i]) << (56 - 8 * ((i) % 8)))
 #define KPFX(s)                                                                              \
 	(KB_(s, 0) | KB_(s, 1) | KB_(s, 2) | KB_(s, 3) | KB_(s, 4) | KB_(s, 5) | KB_(s, 6) | \
 	 KB_(s, 7))
+#define KPFX2(s)                                                                                  \
+	(KB_(s, 8) | KB_(s, 9) | KB_(s, 10) | KB_(s, 11) | KB_(s, 12) | KB_(s, 13) | KB_(s, 14) | \
+	 KB_(s, 15))
 
 /* ---- derived keys -------------------------------------------------------------- */
 
@@ -88,7 +104,7 @@ struct ent {
 struct dkey {
 	const char *key;
 	char text[2 * DK_COPY]; /* NUL-padded: DK_COPY bytes from any segment exist */
-	uint64_t pfx;           /* KPFX(key) */
+	uint64_t pfx, pfx2;     /* KPFX(key), KPFX2(key) */
 	uint8_t len;            /* strlen(key) */
 	uint8_t tlen;           /* strlen(text) */
 	uint8_t depth;          /* '.' in the key = parent objects */
@@ -99,7 +115,8 @@ struct dkey {
 #define Q_(s) "\"" s "\""
 #define DK_(key, text, depth, ...)                                                          \
 	{                                                                                   \
-		key, text, KPFX(key), sizeof(key) - 1, sizeof(text) - 1, depth, __VA_ARGS__ \
+		key, text, KPFX(key), KPFX2(key), sizeof(key) - 1, sizeof(text) - 1, depth, \
+		    __VA_ARGS__                                                             \
 	}
 #define DK1(a) DK_(a, Q_(a) ":", 0, {0}, {0})
 #define DK2(a, b) DK_(a "." b, Q_(a) ":{" Q_(b) ":", 1, {0, sizeof(a)}, {0, sizeof(Q_(a) ":{") - 1})
@@ -499,19 +516,41 @@ static void env_build(struct env *v, const struct event *ev, const struct encode
 
 /* ---- ordering -------------------------------------------------------------- */
 
-static uint64_t key_prefix(const char *k)
+/* Bytes [at, at + 8) of key k (len bytes) as a big-endian word, zero past the end,
+ * '.' mapped to 1. Whole words are read only inside the key. */
+static inline uint64_t key_word(const char *k, size_t len, size_t at)
 {
 	const uint64_t lo7 = 0x7f7f7f7f7f7f7f7fULL, hi = 0x8080808080808080ULL;
 	uint64_t p = 0, x, dots;
-	unsigned i;
+	size_t i;
 
-	for (i = 0; i < 8 && k[i]; i++)
-		p = p << 8 | (uint8_t)k[i];
-	p <<= 8 * (8 - i);
+	if (len <= at)
+		return 0;
+	if (len >= 8) {
+		/* the word at `at`, or the key's last 8 bytes shifted up to it */
+		memcpy(&p, k + (len - at >= 8 ? at : len - 8), 8);
+		if (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
+			p = __builtin_bswap64(p);
+		if (len - at < 8)
+			p <<= 8 * (8 - (len - at));
+	} else {
+		for (i = at; i < len; i++)
+			p = p << 8 | (uint8_t)k[i];
+		p <<= 8 * (8 - (len - at));
+	}
 	/* exact per-byte test for '.', then '.' → 0x01 */
 	x = p ^ 0x2e2e2e2e2e2e2e2eULL;
 	dots = ~(((x & lo7) + lo7) | x | lo7) & hi;
 	return p ^ (dots >> 7) * (0x2e ^ 0x01);
+}
+
+static void ent_key_words(struct ent *e, const char *k)
+{
+	size_t len = strlen(k);
+
+	e->pfx = key_word(k, len, 0);
+	e->pfx2 = key_word(k, len, 8);
+	e->klen = (uint16_t)(len < UINT16_MAX ? len : UINT16_MAX);
 }
 
 /* Byte order within a segment; '.' (segment end) sorts below every other byte. */
@@ -537,7 +576,11 @@ static int ent_key_cmp(const struct ent *a, const struct ent *b)
 		return a->pfx < b->pfx ? -1 : 1;
 	if (!(a->pfx & 0xff) || a->f->key == b->f->key)
 		return 0; /* both keys ended within the prefix, or the same static string */
-	return key_cmp(a->f->key + 8, b->f->key + 8);
+	if (a->pfx2 != b->pfx2)
+		return a->pfx2 < b->pfx2 ? -1 : 1;
+	if (!(a->pfx2 & 0xff))
+		return 0; /* both ended within 16 bytes */
+	return key_cmp(a->f->key + 16, b->f->key + 16);
 }
 
 static int ent_cmp(const struct ent *a, const struct ent *b)
@@ -564,6 +607,8 @@ static inline bool ent_lt(const struct ent *a, const struct ent *b)
 {
 	if (a->pfx != b->pfx)
 		return a->pfx < b->pfx;
+	if (a->pfx2 != b->pfx2)
+		return a->pfx2 < b->pfx2;
 	return ent_cmp(a, b) < 0;
 }
 
@@ -607,7 +652,8 @@ static void ent_msort(struct ent *e, size_t n, struct ent *tmp)
 	ent_merge(e, mid, n, tmp);
 }
 
-#define RUNS_MAX 32 /* ascending runs merged as they are; more → merge sort */
+#define RUNS_MAX 32  /* ascending runs merged as they are; more → merge sort */
+#define ISORT_MAX 24 /* up to this many ents: insertion sort (fewer moves than merging) */
 
 /* Sort the protocol ents. Parsers add their fields mostly in key order, in a few
  * ascending runs (the request's fields, then the response's; an answer's members):
@@ -617,6 +663,10 @@ static void ent_sort(struct ent *e, size_t n, struct ent *tmp)
 {
 	size_t b[RUNS_MAX + 1], nb = 0, i, k, m; /* run k is [b[k], b[k + 1]) */
 
+	if (n <= ISORT_MAX) {
+		ent_isort(e, n);
+		return;
+	}
 	b[nb++] = 0;
 	for (i = 1; i < n; i++) {
 		if (!ent_lt(&e[i], &e[i - 1]))
@@ -706,31 +756,40 @@ static inline bool plain_byte(uint8_t c)
 	return plain_tbl[c];
 }
 
-/* plain_byte() for 8 bytes at once (SWAR): no byte < 0x20, >= 0x80, '"' or '\\'.
- * Each test is exact about "some byte matches", which is all that is asked. */
-static inline bool plain_word(const char *s)
+/* plain_byte() for the 8 bytes of x at once (SWAR): no byte < 0x20, >= 0x80, '"' or
+ * '\\'. Each test is exact about "some byte matches", which is all that is asked. */
+static inline bool plain_x(uint64_t x)
 {
 	const uint64_t ones = 0x0101010101010101ULL, hi = 0x8080808080808080ULL;
-	uint64_t x, q, b;
+	uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
 
-	memcpy(&x, s, 8);
-	q = x ^ (ones * '"');
-	b = x ^ (ones * '\\');
 	return !(((x - ones * 0x20) | x | ((q - ones) & ~q) | ((b - ones) & ~b)) & hi);
 }
 
-/* Every byte of s[0, len) is plain_byte(). */
+static inline bool plain_word(const char *s)
+{
+	uint64_t x;
+
+	memcpy(&x, s, 8);
+	return plain_x(x);
+}
+
+/* Every byte of s[0, len) is plain_byte(). From 8 bytes on, the last word is read
+ * overlapping the one before: no byte loop. */
 static bool plain_text(const char *s, size_t len)
 {
 	size_t i;
 
-	for (i = 0; len - i >= 8; i += 8)
+	if (len < 8) {
+		for (i = 0; i < len; i++)
+			if (!plain_byte((uint8_t)s[i]))
+				return false;
+		return true;
+	}
+	for (i = 0; len - i > 8; i += 8)
 		if (!plain_word(s + i))
 			return false;
-	for (; i < len; i++)
-		if (!plain_byte((uint8_t)s[i]))
-			return false;
-	return true;
+	return plain_word(s + len - 8);
 }
 
 /* Room for n more bytes at o->p + o->len; false when memory is short (err set). */
@@ -741,7 +800,8 @@ static inline bool room(struct strbuf *o, size_t n)
 
 /* pre + '"' + s + '"' + post in one copy when s is plain ASCII within cap (the
  * common case); pre/post are optional single characters ('\0' = none). */
-static bool put_plain(struct strbuf *o, char pre, const char *s, size_t len, size_t cap, char post)
+static inline bool put_plain(struct strbuf *o, char pre, const char *s, size_t len, size_t cap,
+			     char post)
 {
 	char *d;
 
@@ -776,8 +836,8 @@ static void put_raw_str(struct strbuf *o, const char *s, size_t len)
 	o->len += len + 2;
 }
 
-/* A JSON string of at most `cap` bytes of UTF-8 content (before escaping). */
-static void put_str_cap(struct writer *w, const char *s, size_t len, size_t cap)
+/* put_str_cap() of a string that needs escaping or cutting: byte by byte. */
+static void put_str_esc(struct writer *w, const char *s, size_t len, size_t cap)
 {
 	static const char hex[] = "0123456789abcdef";
 	const uint8_t *p = (const uint8_t *)s, *end = p + len, *run;
@@ -786,8 +846,6 @@ static void put_str_cap(struct writer *w, const char *s, size_t len, size_t cap)
 	char esc[6];
 	int n;
 
-	if (put_plain(o, 0, s, len, cap, 0))
-		return;
 	strbuf_putc(o, '"');
 	while (p < end) {
 		run = p;
@@ -865,6 +923,14 @@ static void put_str_cap(struct writer *w, const char *s, size_t len, size_t cap)
 truncated:
 	w->truncated++;
 	strbuf_putc(o, '"');
+}
+
+/* A JSON string of at most `cap` bytes of UTF-8 content (before escaping): one copy
+ * when it needs no escaping and fits (the common case, inline), else the escaper. */
+static inline void put_str_cap(struct writer *w, const char *s, size_t len, size_t cap)
+{
+	if (!put_plain(w->out, 0, s, len, cap, 0))
+		put_str_esc(w, s, len, cap);
 }
 
 /* "00" "01" ... "99" */
@@ -1023,6 +1089,7 @@ struct kpath {
 	const char *key;
 	size_t len;
 	unsigned depth;          /* dots: parent objects */
+	bool plain;              /* no byte of the key needs escaping */
 	uint32_t dot[MAX_DEPTH]; /* where they are */
 };
 
@@ -1037,23 +1104,81 @@ static void put_key(struct writer *w, bool comma, const char *k, size_t len)
 	strbuf_putc(w->out, ':');
 }
 
-/* A protocol field's key; false when it is deeper than MAX_DEPTH. */
+/* Add the dots of the 8-byte word x read at key + at to k; m selects its bytes
+ * still to look at (high bit of each). False past MAX_DEPTH. */
+static inline bool kpath_dots(struct kpath *k, uint64_t x, uint64_t m, size_t at)
+{
+	const uint64_t lo7 = 0x7f7f7f7f7f7f7f7fULL;
+	uint64_t y = x ^ 0x2e2e2e2e2e2e2e2eULL, dots = ~(((y & lo7) + lo7) | y | lo7) & m;
+	unsigned b;
+
+	while (dots) { /* exact: one bit per '.' byte */
+		if (k->depth == MAX_DEPTH)
+			return false;
+		/* the byte of the lowest address first */
+		if (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__) {
+			b = (unsigned)__builtin_ctzll(dots) / 8;
+			dots &= dots - 1;
+		} else {
+			b = (unsigned)__builtin_clzll(dots) / 8;
+			dots &= ~(0x80ULL << (56 - 8 * b));
+		}
+		k->dot[k->depth++] = (uint32_t)(at + b);
+	}
+	return true;
+}
+
+/* Add the dots of key[from, len) to k (whose key and len are set) and clear k->plain
+ * when a byte there (or just before, in the same word) needs escaping: a word at a
+ * time. False past MAX_DEPTH. */
+static bool kpath_scan(struct kpath *k, size_t from)
+{
+	const uint64_t hi = 0x8080808080808080ULL;
+	const char *key = k->key;
+	size_t len = k->len, i, rem;
+	uint64_t x, m;
+
+	if (len < 8) {
+		for (i = from; i < len; i++) {
+			k->plain = k->plain && plain_byte((uint8_t)key[i]);
+			if (key[i] != '.')
+				continue;
+			if (k->depth == MAX_DEPTH)
+				return false;
+			k->dot[k->depth++] = (uint32_t)i;
+		}
+		return true;
+	}
+	for (i = from; len - i >= 8; i += 8) {
+		memcpy(&x, key + i, 8);
+		k->plain = k->plain && plain_x(x);
+		if (!kpath_dots(k, x, hi, i))
+			return false;
+	}
+	rem = len - i;
+	if (rem) {
+		/* the last 8 bytes, of which the last `rem` are new */
+		memcpy(&x, key + len - 8, 8);
+		k->plain = k->plain && plain_x(x);
+		if (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
+			m = hi << (8 * (8 - rem));
+		else
+			m = hi >> (8 * (8 - rem));
+		if (!kpath_dots(k, x, m, len - 8))
+			return false;
+	}
+	return true;
+}
+
+/* A protocol field's key: its dots and whether it needs escaping; false when it is
+ * deeper than MAX_DEPTH. */
 static bool kpath_split(struct kpath *k, const char *key)
 {
-	const char *p;
-	unsigned d = 0;
-
-	for (p = key; *p; p++) {
-		if (*p != '.')
-			continue;
-		if (d == MAX_DEPTH)
-			return false;
-		k->dot[d++] = (uint32_t)(p - key);
-	}
 	k->key = key;
-	k->len = (size_t)(p - key);
-	k->depth = d;
-	return true;
+	k->len = strlen(key);
+	k->depth = 0;
+	k->plain = true;
+	return kpath_scan(k, 0);
 }
 
 static void kpath_derived(struct kpath *k, const struct dkey *dk)
@@ -1061,6 +1186,7 @@ static void kpath_derived(struct kpath *k, const struct dkey *dk)
 	k->key = dk->key;
 	k->len = dk->len;
 	k->depth = dk->depth;
+	k->plain = true;
 	for (unsigned i = 0; i < dk->depth; i++)
 		k->dot[i] = dk->kseg[i + 1] - 1u;
 }
@@ -1094,6 +1220,29 @@ static unsigned kpath_common(const struct kpath *prev, const struct kpath *k)
 	return c;
 }
 
+/* kpath_split() and kpath_common() in one: the parents cur shares with the last
+ * written key prev (NULL: none) are prev's dots inside their common bytes; only the
+ * rest of the key is scanned (cur->plain covers the rest, from the first segment
+ * not shared). Returns the shared parents, or -1 past MAX_DEPTH. */
+static int kpath_next(const struct kpath *prev, struct kpath *cur, const char *key, size_t len)
+{
+	size_t same;
+	unsigned c = 0;
+
+	cur->key = key;
+	cur->len = len;
+	cur->plain = true;
+	if (prev) {
+		same = common_len(prev->key, prev->len, key, len);
+		for (; c < prev->depth && prev->dot[c] < same; c++)
+			cur->dot[c] = prev->dot[c];
+	}
+	cur->depth = c;
+	if (!kpath_scan(cur, c ? cur->dot[c - 1] + 1u : 0))
+		return -1;
+	return (int)c;
+}
+
 /* kpath_common() of two derived keys, from their segment tables. */
 static unsigned dkey_common(const struct dkey *prev, const struct dkey *k)
 {
@@ -1115,8 +1264,8 @@ static void put_closes(struct strbuf *o, unsigned n)
 {
 	if (!n || !room(o, n))
 		return;
-	memset(o->p + o->len, '}', n);
-	o->len += n;
+	while (n--) /* one or two, nearly always: no call */
+		o->p[o->len++] = '}';
 }
 
 /* [','] then the members of a derived key from segment `from` on, opening the
@@ -1148,7 +1297,7 @@ static void put_path(struct writer *w, bool comma, const struct kpath *k, unsign
 	unsigned seg;
 	char *d;
 
-	if (plain_text(k->key + start, k->len - start)) {
+	if (k->plain) {
 		if (!room(o, k->len - start + 3 * (size_t)(k->depth - from) + 4))
 			return; /* err is set; the document is discarded */
 		d = o->p + o->len;
@@ -1290,7 +1439,7 @@ static bool ent_inside(const struct ent *a, size_t alen, const struct ent *b)
 /* Same key as e[i]: derived ents of one key share their dkeys[] index. */
 static inline bool same_key(const struct ent *a, const struct ent *b)
 {
-	if (a->pfx != b->pfx)
+	if (a->pfx != b->pfx || a->pfx2 != b->pfx2)
 		return false;
 	if (a->dk != DK_NONE && b->dk != DK_NONE)
 		return a->dk == b->dk;
@@ -1354,25 +1503,665 @@ static void put_ents(struct writer *w, const struct ent *e, size_t n)
 	strbuf_putc(w->out, '}');
 }
 
+/* ---- fast path ------------------------------------------------------------- */
+
+/* encode_fast() could not write this event: the general path does. */
+#define FAST_BAIL 1
+/* seq below this: derived values put_group() writes (related.ip's two) */
+#define FAST_NDERIVED 2
+/* Room per derived key besides its member path: the longest value that is not
+ * per-event text (related.ip, two addresses) and the fixed-size copy's overshoot. */
+#define FAST_VALUE_ROOM (2 * HB_IP_STRLEN + 8 + DK_COPY)
+
+/* The per-options values, each a JSON value ready to copy; len 0 = not written. */
+struct encode_tmpl {
+	/* identity of the options it was built from (encode_event() checks it) */
+	const char *agent_name, *agent_version, *agent_type, *agent_id, *agent_ephemeral_id;
+	const char *host_name;
+	const struct cfg_strlist *tags;
+	struct strbuf text;
+	uint32_t off[D_NKEYS], len[D_NKEYS];
+	uint8_t common[D_NKEYS][D_NKEYS]; /* dkey_common() of every pair */
+	size_t room;                      /* bytes an envelope writes, besides the event's text */
+};
+
+static void tmpl_value(struct encode_tmpl *t, struct writer *w, enum dkey_id id, const char *s)
+{
+	size_t at = t->text.len;
+
+	if (!s)
+		return;
+	put_str_cap(w, s, strlen(s), SIZE_MAX);
+	t->off[id] = (uint32_t)at;
+	t->len[id] = (uint32_t)(t->text.len - at);
+}
+
+struct encode_tmpl *encode_tmpl_new(const struct encode_opts *o)
+{
+	struct encode_tmpl *t;
+	struct writer w = {0};
+	size_t i, j, at, n = 0;
+
+	if (!o)
+		return NULL;
+	t = hb_calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->agent_name = o->agent_name;
+	t->agent_version = o->agent_version;
+	t->agent_type = o->agent_type;
+	t->agent_id = o->agent_id;
+	t->agent_ephemeral_id = o->agent_ephemeral_id;
+	t->host_name = o->host_name;
+	t->tags = o->tags;
+	strbuf_init(&t->text);
+	w.out = &t->text;
+	tmpl_value(t, &w, D_AGENT_EPHEMERAL_ID, o->agent_ephemeral_id);
+	tmpl_value(t, &w, D_AGENT_ID, o->agent_id);
+	tmpl_value(t, &w, D_AGENT_NAME, o->agent_name);
+	tmpl_value(t, &w, D_AGENT_TYPE, o->agent_type);
+	tmpl_value(t, &w, D_AGENT_VERSION, o->agent_version);
+	tmpl_value(t, &w, D_HOST_NAME, o->host_name);
+	/* tags: the array put_group() writes for them (no set semantics) */
+	at = t->text.len;
+	for (i = 0; o->tags && i < o->tags->n; i++) {
+		if (!o->tags->v[i])
+			continue;
+		strbuf_putc(&t->text, n++ ? ',' : '[');
+		put_str_cap(&w, o->tags->v[i], strlen(o->tags->v[i]), SIZE_MAX);
+	}
+	if (n) {
+		strbuf_putc(&t->text, ']');
+		t->off[D_TAGS] = (uint32_t)at;
+		t->len[D_TAGS] = (uint32_t)(t->text.len - at);
+	}
+	for (i = 0; i < D_NKEYS; i++) {
+		t->room += dkeys[i].tlen + 1u + dkeys[i].depth + FAST_VALUE_ROOM;
+		for (j = 0; j < D_NKEYS; j++)
+			t->common[i][j] = (uint8_t)dkey_common(&dkeys[i], &dkeys[j]);
+	}
+	/* the template's values; '{' '}'; the objects a protocol key left open */
+	t->room += t->text.len + 2 + MAX_DEPTH;
+	if (t->text.err || t->text.len > UINT32_MAX) {
+		encode_tmpl_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+void encode_tmpl_free(struct encode_tmpl *t)
+{
+	if (!t)
+		return;
+	strbuf_free(&t->text);
+	hb_free(t);
+}
+
+static bool tmpl_matches(const struct encode_tmpl *t, const struct encode_opts *o)
+{
+	return t->agent_name == o->agent_name && t->agent_version == o->agent_version &&
+	       t->agent_type == o->agent_type && t->agent_id == o->agent_id &&
+	       t->agent_ephemeral_id == o->agent_ephemeral_id && t->host_name == o->host_name &&
+	       t->tags == o->tags;
+}
+
+/* The envelope writer: derived keys in dkeys[] order straight from the event, the
+ * sorted protocol ents merged in before the first derived key they sort below.
+ * Writes what put_ents() writes for the same ents; gives up (bail) where the two
+ * kinds of keys would meet as "a" and "a.b", or as one group other than related.ip —
+ * the general path settles those. Room for the derived part is reserved up front
+ * (and again after protocol fields were written): derived keys and values are stored
+ * unchecked through a cursor `d`, the end of the document; out->len is brought up to
+ * date only around protocol fields. A NULL cursor means the fast path gave up. */
+struct fast {
+	struct writer *w;
+	const struct encode_tmpl *t;
+	const struct ent *p, *end; /* protocol ents still to write */
+	uint64_t next_pfx;         /* p->pfx; UINT64_MAX when none is left */
+	struct kpath kp[2], *prev; /* the last written key when it was a protocol key */
+	int prev_dk;               /* the last written key when it was a derived one, else -1 */
+	unsigned open;             /* open objects = the parents of the last written key */
+	size_t room;
+	bool bail;
+};
+
+/* Key of protocol ent e sorts below derived key dk (equal keys: not below). */
+static inline bool ent_below_dk(const struct ent *e, const struct dkey *dk)
+{
+	if (e->pfx != dk->pfx)
+		return e->pfx < dk->pfx;
+	if (e->pfx2 != dk->pfx2)
+		return e->pfx2 < dk->pfx2;
+	if (!(e->pfx2 & 0xff))
+		return false; /* the same key of at most 15 bytes */
+	return key_cmp(e->f->key + 16, dk->key + 16) < 0;
+}
+
+static bool ent_is_dk(const struct ent *e, const struct dkey *dk)
+{
+	return e->pfx == dk->pfx && e->pfx2 == dk->pfx2 &&
+	       (!(e->pfx2 & 0xff) || key_cmp(e->f->key + 16, dk->key + 16) == 0);
+}
+
+static void fast_next(struct fast *f, const struct ent *p)
+{
+	f->p = p;
+	f->next_pfx = p < f->end ? p->pfx : UINT64_MAX;
+}
+
+/* Write the protocol groups that sort below `next` (NULL: all that are left). */
+static void fast_flush(struct fast *f, const struct dkey *next)
+{
+	struct writer *w = f->w;
+	const struct ent *e = f->p, *g;
+	struct kpath *cur, *prev;
+	unsigned common;
+	int rc;
+
+	if (f->prev_dk >= 0 &&
+	    (ent_is_dk(e, &dkeys[f->prev_dk]) || is_inside(dkeys[f->prev_dk].key, e->f->key))) {
+		f->bail = true; /* one group with a derived key, or inside it */
+		return;
+	}
+	while (e < f->end && (!next || ent_below_dk(e, next))) {
+		for (g = e + 1; g < f->end && same_key(g, e); g++)
+			;
+		cur = f->prev == &f->kp[0] ? &f->kp[1] : &f->kp[0];
+		prev = f->prev;
+		if (f->prev_dk >= 0) {
+			prev = cur == &f->kp[0] ? &f->kp[1] : &f->kp[0];
+			kpath_derived(prev, &dkeys[f->prev_dk]);
+		}
+		rc = kpath_next(prev, cur, e->f->key,
+				e->klen < UINT16_MAX ? e->klen : strlen(e->f->key));
+		if (rc < 0) {
+			w->conflicts++; /* deeper than MAX_DEPTH */
+			e = g;
+			continue;
+		}
+		common = (unsigned)rc;
+		if (g < f->end && (!next || ent_below_dk(g, next))) {
+			if (ent_inside(e, cur->len, g)) {
+				w->conflicts++; /* "a" and "a.b": keep the object */
+				e = g;
+				continue;
+			}
+		} else if (next && is_inside(e->f->key, next->key)) {
+			f->bail = true; /* a derived key inside this one */
+			return;
+		}
+		put_closes(w->out, f->open - common);
+		put_path(w, prev != NULL, cur, common);
+		f->open = cur->depth;
+		f->prev = cur;
+		f->prev_dk = -1;
+		put_group(w, e, (size_t)(g - e));
+		e = g;
+	}
+	fast_next(f, e);
+}
+
+/* The member path of derived key dk from segment `from` on. */
+static inline char *dput_path(char *d, const struct dkey *dk, unsigned common)
+{
+	unsigned from = dk->tseg[common], n = dk->tlen - from;
+
+	if (n <= DK_COPY && from <= DK_COPY)
+		memcpy(d, dk->text + from, DK_COPY); /* bytes past the path are spare room */
+	else
+		memcpy(d, dk->text + from, n);
+	return d + n;
+}
+
+/* fast_key() after a protocol key, before the first key, or with protocol keys to
+ * write first. */
+static char *fast_key_slow(struct fast *f, char *d, enum dkey_id id)
+{
+	const struct dkey *dk = &dkeys[id];
+	struct strbuf *o = f->w->out;
+	unsigned common = 0, n;
+
+	o->len = (size_t)(d - o->p);
+	if (f->p < f->end && ent_below_dk(f->p, dk)) {
+		fast_flush(f, dk);
+		if (f->bail)
+			return NULL;
+		if (!room(o, f->room)) {
+			f->bail = true; /* err is set: the caller returns -ENOMEM */
+			return NULL;
+		}
+		d = o->p + o->len;
+	}
+	if (f->prev_dk >= 0) {
+		common = f->t->common[f->prev_dk][id];
+		for (n = dkeys[f->prev_dk].depth - common; n; n--)
+			*d++ = '}';
+		*d++ = ',';
+	} else if (f->prev) {
+		struct kpath *cur = f->prev == &f->kp[0] ? &f->kp[1] : &f->kp[0];
+
+		kpath_derived(cur, dk);
+		common = kpath_common(f->prev, cur);
+		for (n = f->open - common; n; n--)
+			*d++ = '}';
+		*d++ = ',';
+	}
+	f->prev_dk = (int)id;
+	f->prev = NULL;
+	f->open = dk->depth;
+	return dput_path(d, dk, common);
+}
+
+/* Open derived key `id` at d: close the objects it is not in, write its member
+ * path; returns where its value goes (NULL once given up). */
+static inline char *fast_key(struct fast *f, char *d, enum dkey_id id)
+{
+	const struct dkey *dk = &dkeys[id];
+	unsigned common;
+
+	if (!d)
+		return NULL;
+	if (f->prev_dk < 0 || f->next_pfx <= dk->pfx)
+		return fast_key_slow(f, d, id);
+	/* after a derived key: nothing can be inside either */
+	common = f->t->common[f->prev_dk][id];
+	memcpy(d, "}}}", DK_MAX_SEG - 1); /* the closes needed, and spare room */
+	d += dkeys[f->prev_dk].depth - common;
+	*d++ = ',';
+	f->prev_dk = (int)id;
+	f->open = dk->depth;
+	return dput_path(d, dk, common);
+}
+
+static inline char *dput_str(char *d, const char *s, size_t n)
+{
+	*d++ = '"';
+	memcpy(d, s, n);
+	d[n] = '"';
+	return d + n + 1;
+}
+
+static inline char *dput_u64(char *d, uint64_t v)
+{
+	uint64_t p = 10;
+	size_t n = 1;
+
+	for (; n < 20 && v >= p; n++) /* UINT64_MAX has 20 digits */
+		p *= 10;
+	u64_text(v, d + n);
+	return d + n;
+}
+
+/* A string of plain ASCII (no escaping needed). */
+static inline char *fast_str(struct fast *f, char *d, enum dkey_id id, const char *s, size_t n)
+{
+	d = fast_key(f, d, id);
+	return d ? dput_str(d, s, n) : NULL;
+}
+
+static inline char *fast_uint(struct fast *f, char *d, enum dkey_id id, uint64_t v)
+{
+	d = fast_key(f, d, id);
+	return d ? dput_u64(d, v) : NULL;
+}
+
+/* A JSON value as it is: the template's, or a literal. */
+static inline char *fast_json(struct fast *f, char *d, enum dkey_id id, const char *json, size_t n)
+{
+	d = fast_key(f, d, id);
+	if (d) {
+		memcpy(d, json, n);
+		d += n;
+	}
+	return d;
+}
+
+static inline char *fast_tmpl(struct fast *f, char *d, enum dkey_id id)
+{
+	if (!f->t->len[id])
+		return d;
+	return fast_json(f, d, id, f->t->text.p + f->t->off[id], f->t->len[id]);
+}
+
+static inline char *fast_time(struct fast *f, char *d, enum dkey_id id, struct tcache *tc,
+			      uint64_t ns, int digits)
+{
+	d = fast_key(f, d, id);
+	if (d) {
+		*d++ = '"';
+		d += fmt_time(tc, ns, digits, d);
+		*d++ = '"';
+	}
+	return d;
+}
+
+/* Protocol ents on related.ip that join the derived group, at most (more: general path). */
+#define FAST_RELATED_MAX 64
+
+static void fast_ipent(struct ev_field *df, struct ent *e, const char *s, size_t n, uint32_t seq)
+{
+	const struct dkey *dk = &dkeys[D_RELATED_IP];
+
+	*df = (struct ev_field){.key = dk->key, .type = EV_T_STR, .flags = EVF_ARRAY | ENC_PLAIN};
+	df->v.s.p = s;
+	df->v.s.len = (uint32_t)n;
+	*e =
+	    (struct ent){.pfx = dk->pfx, .pfx2 = dk->pfx2, .f = df, .seq = seq, .dk = D_RELATED_IP};
+}
+
+/* The parser added to related.ip: one group, the derived values first (their seq is
+ * below w->nderived, as in the general path), written by put_group(). */
+static char *fast_related_set(struct fast *f, char *d, const char *c, size_t cn, const char *s,
+			      size_t sn)
+{
+	struct strbuf *o = f->w->out;
+	struct ev_field df[2];
+	struct ent set[2 + FAST_RELATED_MAX];
+	const struct ent *g;
+	size_t n = 0;
+
+	for (g = f->p; g < f->end && same_key(g, f->p); g++)
+		;
+	if ((size_t)(g - f->p) > FAST_RELATED_MAX) {
+		f->bail = true;
+		return NULL;
+	}
+	if (cn)
+		fast_ipent(&df[n], &set[n], c, cn, (uint32_t)n), n++;
+	if (sn)
+		fast_ipent(&df[n], &set[n], s, sn, (uint32_t)n), n++;
+	memcpy(set + n, f->p, (size_t)(g - f->p) * sizeof(*set));
+	n += (size_t)(g - f->p);
+	fast_next(f, g);
+	o->len = (size_t)(d - o->p);
+	put_group(f->w, set, n);
+	if (!room(o, f->room)) {
+		f->bail = true; /* err is set: the caller returns -ENOMEM */
+		return NULL;
+	}
+	return o->p + o->len;
+}
+
+/* related.ip: client then server, a duplicate skipped (value_eq() of two strings). */
+static inline char *fast_related_ip(struct fast *f, char *d, const char *c, size_t cn,
+				    const char *s, size_t sn)
+{
+	if (!cn && !sn)
+		return d;
+	d = fast_key(f, d, D_RELATED_IP);
+	if (!d)
+		return NULL;
+	if (f->next_pfx == dkeys[D_RELATED_IP].pfx && ent_is_dk(f->p, &dkeys[D_RELATED_IP]))
+		return fast_related_set(f, d, c, cn, s, sn);
+	*d++ = '[';
+	if (cn)
+		d = dput_str(d, c, cn);
+	if (sn && !(cn == sn && memcmp(c, s, cn) == 0)) {
+		if (cn)
+			*d++ = ',';
+		d = dput_str(d, s, sn);
+	}
+	*d++ = ']';
+	return d;
+}
+
+#define LIT(s) s, sizeof(s) - 1
+
+/* The document of env_build() + put_ents() for events the fast path handles: 0,
+ * FAST_BAIL, or -ENOMEM. pe: the protocol ents, sorted. */
+static int encode_fast(const struct event *ev, const struct encode_opts *o,
+		       const struct encode_tmpl *t, struct writer *w, const struct ent *pe,
+		       size_t np)
+{
+	bool tx = ev->kind == EV_KIND_TRANSACTION, legacy = tx && o->legacy_fields;
+	bool tuple = tx && ev->has_tuple;
+	bool icmp = ev->transport == IPPROTO_ICMP || ev->transport == IPPROTO_ICMPV6;
+	bool ports = tuple && !icmp;
+	bool cbytes = tx && ev->has_client_bytes, sbytes = tx && ev->has_server_bytes;
+	bool times = tx && ev->start_ns && ev->end_ns;
+	uint64_t duration = times && ev->end_ns > ev->start_ns ? ev->end_ns - ev->start_ns : 0;
+	const char *tname = tx ? transport_name(ev->transport) : NULL;
+	const char *status = tx ? ev_status_name(ev->status) : NULL;
+	const char *ds = ev->dataset, *dot = NULL, *iface = tx ? ev->iface : NULL, *cid = NULL;
+	char cip[HB_IP_STRLEN], sip[HB_IP_STRLEN], cidbuf[COMMUNITY_ID_LEN];
+	size_t cip_len = 0, sip_len = 0, ds_len = 0, iface_len = 0, cid_len = 0, tn = 0;
+	struct strbuf *out = w->out;
+	struct tcache tc = {.valid = false};
+	struct fast f;
+	char *d;
+
+	/* the event's own text must need no escaping: it is copied as it is */
+	if (ds) {
+		ds_len = strlen(ds);
+		if (!plain_text(ds, ds_len))
+			return FAST_BAIL;
+	}
+	if (iface) {
+		iface_len = strlen(iface);
+		if (!plain_text(iface, iface_len))
+			return FAST_BAIL;
+	}
+	if (tuple) {
+		cip_len = hb_ip_format(&ev->client_ip, cip);
+		sip_len = hb_ip_format(&ev->server_ip, sip);
+	}
+	if (tname && cip_len && sip_len) {
+		if (ev->community_id[0]) {
+			cid = ev->community_id;
+			cid_len = strlen(cid);
+			if (!plain_text(cid, cid_len))
+				return FAST_BAIL;
+		} else if (community_id_v1(&ev->client_ip, &ev->server_ip, ev->client_port,
+					   ev->server_port, ev->transport, 0, cidbuf) == 0) {
+			cid = cidbuf;
+			cid_len = strlen(cid);
+		}
+	}
+	if (!tx && ev->kind == EV_KIND_METRIC && ds) {
+		dot = strchr(ds, '.');
+		if (dot && (dot == ds || !dot[1]))
+			dot = NULL;
+	}
+	if (tname)
+		tn = strlen(tname);
+
+	f.w = w;
+	f.t = t;
+	f.end = pe + np;
+	fast_next(&f, pe);
+	f.prev = NULL;
+	f.prev_dk = -1;
+	f.open = 0;
+	f.bail = false;
+	f.room = t->room + 4 * (ds_len + 2) + iface_len + cid_len;
+	if (!room(out, f.room))
+		return -ENOMEM;
+	d = out->p + out->len;
+	*d++ = '{';
+
+	d = fast_time(&f, d, D_TIMESTAMP, &tc, ev->ts, 3);
+	d = fast_tmpl(&f, d, D_AGENT_EPHEMERAL_ID);
+	d = fast_tmpl(&f, d, D_AGENT_ID);
+	d = fast_tmpl(&f, d, D_AGENT_NAME);
+	d = fast_tmpl(&f, d, D_AGENT_TYPE);
+	d = fast_tmpl(&f, d, D_AGENT_VERSION);
+	if (legacy && cbytes)
+		d = fast_uint(&f, d, D_BYTES_IN, ev->client_bytes);
+	if (legacy && sbytes)
+		d = fast_uint(&f, d, D_BYTES_OUT, ev->server_bytes);
+	if (cbytes)
+		d = fast_uint(&f, d, D_CLIENT_BYTES, ev->client_bytes);
+	if (cip_len)
+		d = fast_str(&f, d, D_CLIENT_IP, cip, cip_len);
+	if (ports)
+		d = fast_uint(&f, d, D_CLIENT_PORT, ev->client_port);
+	if (legacy) {
+		if (cip_len)
+			d = fast_str(&f, d, D_CLIENT_IP_LEGACY, cip, cip_len);
+		if (ports)
+			d = fast_uint(&f, d, D_CLIENT_PORT_LEGACY, ev->client_port);
+		d = fast_uint(&f, d, D_COUNT, 1);
+	}
+	if (sbytes)
+		d = fast_uint(&f, d, D_DESTINATION_BYTES, ev->server_bytes);
+	if (sip_len)
+		d = fast_str(&f, d, D_DESTINATION_IP, sip, sip_len);
+	if (ports)
+		d = fast_uint(&f, d, D_DESTINATION_PORT, ev->server_port);
+	d = fast_json(&f, d, D_ECS_VERSION, LIT("\"" ECS_VERSION "\""));
+	if (tx) {
+		d = fast_json(&f, d, D_EVENT_CATEGORY, LIT("[\"network\"]"));
+		if (ds)
+			d = fast_str(&f, d, D_EVENT_DATASET, ds, ds_len);
+		if (times)
+			d = fast_uint(&f, d, D_EVENT_DURATION, duration);
+		if (ev->end_ns)
+			d = fast_time(&f, d, D_EVENT_END, &tc, ev->end_ns, 6);
+		d = fast_json(&f, d, D_EVENT_KIND, LIT("\"event\""));
+		if (ev->start_ns)
+			d = fast_time(&f, d, D_EVENT_START, &tc, ev->start_ns, 6);
+		d = fast_json(&f, d, D_EVENT_TYPE, LIT("[\"connection\",\"protocol\"]"));
+	} else {
+		if (ds)
+			d = fast_str(&f, d, D_EVENT_DATASET, ds, ds_len);
+		if (dot)
+			d = fast_str(&f, d, D_EVENT_MODULE, ds, (size_t)(dot - ds));
+	}
+	d = fast_tmpl(&f, d, D_HOST_NAME);
+	if (legacy && sip_len)
+		d = fast_str(&f, d, D_IP, sip, sip_len);
+	if (dot)
+		d = fast_str(&f, d, D_METRICSET_NAME, dot + 1, ds_len - (size_t)(dot + 1 - ds));
+	if (cbytes && sbytes)
+		d = fast_uint(&f, d, D_NETWORK_BYTES, ev->client_bytes + ev->server_bytes);
+	if (cid)
+		d = fast_str(&f, d, D_NETWORK_COMMUNITY_ID, cid, cid_len);
+	if (tx && ds)
+		d = fast_str(&f, d, D_NETWORK_PROTOCOL, ds, ds_len);
+	if (tname)
+		d = fast_str(&f, d, D_NETWORK_TRANSPORT, tname, tn);
+	if (cip_len)
+		d = fast_str(&f, d, D_NETWORK_TYPE, ev->client_ip.ver == 4 ? "ipv4" : "ipv6", 4);
+	if (iface)
+		d = fast_str(&f, d, D_OBSERVER_INTERFACE, iface, iface_len);
+	if (legacy && ports)
+		d = fast_uint(&f, d, D_PORT, ev->server_port);
+	d = fast_related_ip(&f, d, cip, cip_len, sip, sip_len);
+	if (legacy && times)
+		d = fast_uint(&f, d, D_RESPONSETIME, duration / NS_PER_MS);
+	if (sbytes)
+		d = fast_uint(&f, d, D_SERVER_BYTES, ev->server_bytes);
+	if (sip_len)
+		d = fast_str(&f, d, D_SERVER_IP, sip, sip_len);
+	if (ports)
+		d = fast_uint(&f, d, D_SERVER_PORT, ev->server_port);
+	if (cbytes)
+		d = fast_uint(&f, d, D_SOURCE_BYTES, ev->client_bytes);
+	if (cip_len)
+		d = fast_str(&f, d, D_SOURCE_IP, cip, cip_len);
+	if (ports)
+		d = fast_uint(&f, d, D_SOURCE_PORT, ev->client_port);
+	if (status)
+		d = fast_str(&f, d, D_STATUS, status, strlen(status));
+	d = fast_tmpl(&f, d, D_TAGS);
+	if (legacy && tname)
+		d = fast_str(&f, d, D_TRANSPORT, tname, tn);
+	if (tx && ds)
+		d = fast_str(&f, d, D_TYPE, ds, ds_len);
+	if (!d)
+		return out->err ? -ENOMEM : FAST_BAIL;
+	out->len = (size_t)(d - out->p);
+	if (f.p < f.end) {
+		fast_flush(&f, NULL);
+		if (f.bail)
+			return FAST_BAIL;
+	}
+	put_closes(out, f.open);
+	strbuf_putc(out, '}');
+	return out->err ? -ENOMEM : 0;
+}
+
 /* ---- public ---------------------------------------------------------------- */
 
-int encode_event(const struct event *ev, const struct encode_opts *o, struct strbuf *out)
+/* The protocol fields as ents, seq from `base` on, sorted unless they came in order;
+ * tmp is scratch for ev->nfields entries. Returns how many. */
+static size_t proto_ents(const struct event *ev, struct ent *pe, uint32_t base, struct ent *tmp)
+{
+	size_t i, np = 0;
+
+	for (i = 0; i < ev->nfields; i++) {
+		if (!ev->fields[i].key)
+			continue;
+		ent_key_words(&pe[np], ev->fields[i].key);
+		pe[np].f = &ev->fields[i];
+		pe[np].seq = (uint32_t)(base + np);
+		pe[np].dk = DK_NONE;
+		np++;
+	}
+	ent_sort(pe, np, tmp);
+	return np;
+}
+
+static void writer_init(struct writer *w, const struct encode_opts *o, struct strbuf *out,
+			uint32_t nderived)
+{
+	w->out = out;
+	w->max_string = o->max_string ? o->max_string : ENCODE_DEFAULT_MAX_STRING;
+	w->nderived = nderived;
+	w->conflicts = w->truncated = w->non_finite = 0;
+}
+
+/* Anomalies are rare: the counter lookup happens only when one occurred. */
+static void count_anomalies(const struct writer *w)
+{
+	if (w->conflicts)
+		metric_add(metrics_counter("encode.key_conflicts"), w->conflicts);
+	if (w->truncated)
+		metric_add(metrics_counter("encode.truncated_strings"), w->truncated);
+	if (w->non_finite)
+		metric_add(metrics_counter("encode.non_finite"), w->non_finite);
+}
+
+/* With a template: 0, -ENOMEM, or FAST_BAIL (out holds a partial document). */
+static int encode_tmpl_event(const struct event *ev, const struct encode_opts *o,
+			     struct strbuf *out)
+{
+	struct ent estack[2 * ENT_STACK], *pe = estack, *eheap = NULL;
+	struct writer w;
+	size_t np;
+	int rc;
+
+	if (ev->nfields > ENT_STACK) {
+		eheap = hb_malloc(2 * (size_t)ev->nfields * sizeof(*eheap));
+		if (!eheap)
+			return -ENOMEM;
+		pe = eheap;
+	}
+	/* seq 0 and 1 are for the derived related.ip values (fast_related_ip()) */
+	np = proto_ents(ev, pe, FAST_NDERIVED,
+			pe + (ev->nfields > ENT_STACK ? ev->nfields : ENT_STACK));
+	writer_init(&w, o, out, FAST_NDERIVED);
+	rc = encode_fast(ev, o, o->tmpl, &w, pe, np);
+	if (rc != FAST_BAIL)
+		count_anomalies(&w);
+	hb_free(eheap);
+	return rc;
+}
+
+/* The general path: derived fields as ev_fields, one merged sort, put_ents(). */
+static int encode_general(const struct event *ev, const struct encode_opts *o, struct strbuf *out)
 {
 	struct ev_field dstack[ENV_STACK];
 	uint8_t idstack[ENV_STACK];
 	struct ent estack[2 * ENT_STACK]; /* the merged ents, then the two runs */
 	struct ev_field *dheap = NULL;
-	struct ent *ents = estack, *runs = estack + ENT_STACK, *eheap = NULL, *pe;
+	struct ent *ents = estack, *runs = estack + ENT_STACK, *eheap = NULL;
 	struct env env;
 	struct writer w;
-	size_t start, ntags, np = 0, nmax, i;
+	size_t start = out->len, ntags, np, nmax, i;
 	int rc = 0;
 
-	if (!ev || !o || !out)
-		return -EINVAL;
-	start = out->len;
 	ntags = o->tags ? o->tags->n : 0;
-
 	env.f = dstack;
 	env.id = idstack;
 	env.cap = ENV_STACK;
@@ -1404,37 +2193,18 @@ int encode_event(const struct event *ev, const struct encode_opts *o, struct str
 	/* derived: runs[0, env.n), in key order by construction */
 	for (i = 0; i < env.n; i++) {
 		runs[i].pfx = dkeys[env.id[i]].pfx;
+		runs[i].pfx2 = dkeys[env.id[i]].pfx2;
 		runs[i].f = &env.f[i];
 		runs[i].seq = (uint32_t)i;
 		runs[i].dk = env.id[i];
 	}
-	/* protocol fields: after them, sorted unless they came in order */
-	pe = runs + env.n;
-	for (i = 0; i < ev->nfields; i++) {
-		if (!ev->fields[i].key)
-			continue;
-		pe[np].pfx = key_prefix(ev->fields[i].key);
-		pe[np].f = &ev->fields[i];
-		pe[np].seq = (uint32_t)(env.n + np);
-		pe[np].dk = DK_NONE;
-		np++;
-	}
-	ent_sort(pe, np, ents); /* ents is scratch until the merge */
-	ent_merge_into(runs, env.n, pe, np, ents);
+	/* protocol fields after them (ents is scratch until the merge) */
+	np = proto_ents(ev, runs + env.n, env.n, ents);
+	ent_merge_into(runs, env.n, runs + env.n, np, ents);
 
-	w.out = out;
-	w.max_string = o->max_string ? o->max_string : ENCODE_DEFAULT_MAX_STRING;
-	w.nderived = env.n;
-	w.conflicts = w.truncated = w.non_finite = 0;
+	writer_init(&w, o, out, env.n);
 	put_ents(&w, ents, env.n + np);
-
-	/* Anomalies are rare: the counter lookup happens only when one occurred. */
-	if (w.conflicts)
-		metric_add(metrics_counter("encode.key_conflicts"), w.conflicts);
-	if (w.truncated)
-		metric_add(metrics_counter("encode.truncated_strings"), w.truncated);
-	if (w.non_finite)
-		metric_add(metrics_counter("encode.non_finite"), w.non_finite);
+	count_anomalies(&w);
 	if (out->err)
 		rc = -ENOMEM;
 out:
@@ -1442,6 +2212,24 @@ out:
 		strbuf_truncate(out, start);
 	hb_free(eheap);
 	hb_free(dheap);
+	return rc;
+}
+
+int encode_event(const struct event *ev, const struct encode_opts *o, struct strbuf *out)
+{
+	size_t start;
+	int rc = FAST_BAIL;
+
+	if (!ev || !o || !out)
+		return -EINVAL;
+	start = out->len;
+	if (o->tmpl && tmpl_matches(o->tmpl, o)) {
+		rc = encode_tmpl_event(ev, o, out);
+		if (rc != 0)
+			strbuf_truncate(out, start);
+	}
+	if (rc == FAST_BAIL)
+		rc = encode_general(ev, o, out);
 	return rc;
 }
 

@@ -40,6 +40,7 @@
 struct shipper {
 	struct ev_sink sink; /* handed to producers; publish() finds the shipper from it */
 	struct encode_opts eo;
+	struct encode_tmpl *tmpl; /* owned; eo.tmpl points at it (NULL: general encoder) */
 	bool replay;
 	struct ship_queue *q;
 	const struct ship_output_ops *ops;
@@ -173,6 +174,8 @@ struct shipper *shipper_new(const struct hb_config *cfg, const struct encode_opt
 		return NULL;
 	}
 	s->eo = *eo;
+	s->tmpl = encode_tmpl_new(&s->eo); /* NULL: the general encoder, same bytes */
+	s->eo.tmpl = s->tmpl;
 	s->replay = replay;
 	s->ops = ops;
 	s->sink.publish = ship_publish;
@@ -274,5 +277,6 @@ void shipper_free(struct shipper *s)
 	es_out_free(s->es);
 	ship_queue_free(s->q);
 	strbuf_free(&s->sb);
+	encode_tmpl_free(s->tmpl);
 	hb_free(s);
 }

@@ -21,6 +21,13 @@
  *
  * Thread-safety: encode_event() keeps no state; several threads may encode at once.
  * Cost: no allocation unless an event carries more than ~200 fields or ~30 tags.
+ *
+ * Fast path: an encode_tmpl built once from the options (encode_tmpl_new) holds the
+ * per-agent text pre-rendered (agent.*, host.name, tags); with o->tmpl set the
+ * envelope is written straight from the typed event, the protocol fields merged in
+ * as it goes. The bytes are the same as without it (the general path, also taken
+ * for the rare events the fast path does not handle: a protocol field on a derived
+ * key or around one, a non-ASCII dataset or interface name).
  */
 #ifndef HOSTBEAT_ENCODE_H
 #define HOSTBEAT_ENCODE_H
@@ -35,6 +42,8 @@
 #define ENCODE_DEFAULT_MAX_STRING (1024 * 1024)
 #define ENCODE_INDEX_NAME_LEN 48 /* enough for every name encode_index_name() writes */
 
+struct encode_tmpl;
+
 /* Every pointer is borrowed and must outlive the encode calls; NULL strings are
  * simply not written. */
 struct encode_opts {
@@ -47,7 +56,18 @@ struct encode_opts {
 	const struct cfg_strlist *tags; /* NULL or empty: no `tags` */
 	bool legacy_fields;
 	size_t max_string; /* bytes of UTF-8 per string value; 0 = ENCODE_DEFAULT_MAX_STRING */
+	/* NULL, or encode_tmpl_new() of these options: the fast path. A template whose
+	 * agent/host/tags pointers are not this struct's is ignored. */
+	const struct encode_tmpl *tmpl;
 };
+
+/* The per-options part of every document, pre-rendered: returns new — caller frees
+ * with encode_tmpl_free() after the last encode_event() that uses it; NULL when
+ * memory is short (encoding still works without it). Borrows nothing from `o`
+ * but the identity of its agent/host/tags pointers, whose text must not change.
+ * Immutable once built: any number of threads may use one template. */
+struct encode_tmpl *encode_tmpl_new(const struct encode_opts *o);
+void encode_tmpl_free(struct encode_tmpl *t);
 
 /* Append one JSON document (no trailing newline) for `ev` to `out`. Borrows both.
  * Returns 0, -EINVAL (NULL argument), or -ENOMEM (out->err set); on error `out` is

@@ -103,3 +103,8 @@ while read -r proto n; do
 	awk -v p="$proto" -v g="${got:-0}" -v n="$n" -v w="$w" -v c="$c" \
 		'BEGIN{printf "  %-9s %9d %9d %8.2f %12.0f\n", p, g, n, c, g/w}'
 done <"$PCAP.truth"
+
+echo
+BUILD="$BUILD" BENCH_PCAP="$PCAP" tests/bench/es_bench.sh
+echo
+BUILD="$BUILD" tests/bench/sys_bench.sh

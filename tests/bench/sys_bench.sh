@@ -33,7 +33,7 @@ printf '  %-8s %10s %12s %10s %10s %14s %12s\n' procs hostbeat_ms ms_per_1000 to
 for n in 1000 10000; do
 	need=$((n - $(ls /proc | grep -c '^[0-9]')))
 	for ((i = 0; i < need; i++)); do
-		sleep 3600 hbsysbench &
+		sleep 3600 &
 		pids+=($!)
 	done
 	sleep 1

@@ -76,11 +76,48 @@ static struct event *bare(struct fx *f)
 #define BARE_HEAD "{\"@timestamp\":\"1970-01-01T00:00:00.000Z\""
 #define BARE_ECS "\"ecs\":{\"version\":\"8.0.0\"}"
 
+static const char *const anomaly_names[] = {"encode.key_conflicts", "encode.truncated_strings",
+					    "encode.non_finite"};
+
+/* Encode ev with the general encoder (o.tmpl NULL) and again with a template for
+ * the same options: the two documents and the anomalies they count must be the
+ * same (each counted once). Returns the document. */
+static const char *enc_both(struct fx *f, struct event *ev, const struct encode_opts *opts)
+{
+	struct encode_opts o = *opts;
+	struct encode_tmpl *t;
+	uint64_t before[3], general[3];
+	char *want;
+	size_t i;
+
+	for (i = 0; i < 3; i++)
+		before[i] = metrics_get(anomaly_names[i]);
+	o.tmpl = NULL;
+	strbuf_reset(&f->out);
+	assert_int_equal(encode_event(ev, &o, &f->out), 0);
+	want = strdup(strbuf_cstr(&f->out));
+	assert_non_null(want);
+	for (i = 0; i < 3; i++)
+		general[i] = metrics_get(anomaly_names[i]) - before[i];
+
+	t = encode_tmpl_new(&o);
+	assert_non_null(t);
+	o.tmpl = t;
+	strbuf_reset(&f->out);
+	assert_int_equal(encode_event(ev, &o, &f->out), 0);
+	assert_string_equal(strbuf_cstr(&f->out), want);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(metrics_get(anomaly_names[i]) - before[i], 2 * general[i]);
+		metric_add(metrics_counter(anomaly_names[i]), (uint64_t)0 - general[i]);
+	}
+	encode_tmpl_free(t);
+	free(want);
+	return strbuf_cstr(&f->out);
+}
+
 static const char *enc(struct fx *f, struct event *ev)
 {
-	strbuf_reset(&f->out);
-	assert_int_equal(encode_event(ev, &f->o, &f->out), 0);
-	return strbuf_cstr(&f->out);
+	return enc_both(f, ev, &f->o);
 }
 
 static json_object *parse(const char *s)
@@ -855,6 +892,255 @@ static void test_out_of_memory(void **state)
 	ev_pool_put(ev);
 }
 
+/* ---- the template's fast path against the general encoder -------------------- */
+
+static uint32_t rnd_next(uint64_t *s)
+{
+	*s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+	return (uint32_t)(*s >> 33);
+}
+
+#define PICK(s, a) ((a)[rnd_next(s) % (sizeof(a) / sizeof((a)[0]))])
+
+/* Random events, each encoded both ways by enc_both(): parser keys before, between,
+ * on and inside the derived ones, one key as scalar, array and object array at once,
+ * related.ip from the parser, odd bytes in keys, values, dataset, interface, agent
+ * strings and tags, every envelope variant. */
+static void test_fast_path_matches_general(void **state)
+{
+	static char deep[2 * 40 + 1];
+	/* the last ones: lengths around the 8- and 16-byte key prefixes */
+	static const char *const keys[] = {
+	    "!first",
+	    "0",
+	    "@timestamp",
+	    "@timestamp.x",
+	    "agent",
+	    "agent.id",
+	    "agent.zz",
+	    "bytes_in",
+	    "client",
+	    "client.ip",
+	    "client.x",
+	    "client_ip",
+	    "count",
+	    "destination.domain",
+	    "destination.ip.x",
+	    "dns.answers",
+	    "ecs",
+	    "event.action",
+	    "event.kind",
+	    "event.type",
+	    "event.zz",
+	    "host.name",
+	    "http.request.headers.content-length",
+	    "http.request.method",
+	    "http.request.bytes",
+	    "http.response.status_code",
+	    "ip",
+	    "metricset.name",
+	    "method",
+	    "network",
+	    "network.community_id",
+	    "observer.ingress",
+	    "observer.ingress.interface.name",
+	    "observer.ingress.interface.name.x",
+	    "port",
+	    "query",
+	    "related.hosts",
+	    "related.ip",
+	    "related.ip",
+	    "related.ip",
+	    "related.ip.x",
+	    "responsetime",
+	    "server.domain",
+	    "source.bytes",
+	    "status",
+	    "status.code",
+	    "tags",
+	    "tags.x",
+	    "transport",
+	    "type",
+	    "url.full",
+	    "zz.top",
+	    "k\"ey",
+	    "k\xc3\xa9y.x",
+	    "aaaaaaaaaaaaaaaaaaaa",
+	    "aaaaaaaaaaaaaaaaaaaa.b",
+	    "aaaaaaaaaaaaaaaab",
+	    "aaaaaaaaaaaaaaaa.b",
+	    "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p",
+	    deep,
+	    "abcdefg",
+	    "abcdefgh",
+	    "abcdefgh.i",
+	    "abcdefghi",
+	    "abcdefghijklmno",
+	    "abcdefghijklmno.p",
+	    "abcdefghijklmnop",
+	    "abcdefghijklmnoq",
+	    "abcdefghijklmnopq",
+	    "abcdefghijklmn.x",
+	};
+	static const char *const members[] = {"name", "type", "class", "data", "na\"me"};
+	static const char *const strs[] = {
+	    "",
+	    "v",
+	    "172.31.98.49",
+	    "93.184.216.34",
+	    "2001:db8::1",
+	    "a\"b\\c\n",
+	    "\xff\xfe",
+	    "caf\xc3\xa9",
+	    "a longer value of some forty bytes......",
+	};
+	static const char *const datasets[] = {"http",     "dns", "system.cpu", "system.", ".cpu",
+					       "sys\"tem", "",    NULL,         "mysql"};
+	static const char *const ifaces[] = {NULL, "eth0", "e\"th", ""};
+	static const char *const ips[] = {"172.31.98.49", "93.184.216.34", "2001:db8::1",
+					  "::ffff:10.0.0.1"};
+	static const uint8_t transports[] = {IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6,
+					     47};
+	static const enum ev_kind kinds[] = {EV_KIND_TRANSACTION, EV_KIND_TRANSACTION,
+					     EV_KIND_TRANSACTION, EV_KIND_METRIC, EV_KIND_SELF};
+	static const size_t caps[] = {0, 0, 5, 100};
+	char *tv[] = {"t1", NULL, "t\"2"};
+	struct cfg_strlist tags3 = {tv, 3}, tags0 = {tv, 0};
+	const struct cfg_strlist *const tagsets[] = {NULL, &tags0, &tags3};
+	struct fx *f = *state;
+	uint64_t seed = 42;
+	struct encode_opts o;
+	struct event *ev;
+	unsigned it, i, n;
+
+	for (i = 0; i < 40; i++)
+		memcpy(deep + 2 * i, "d.", 2);
+	deep[79] = '\0'; /* 40 segments: deeper than the encoder nests */
+	for (it = 0; it < 4000; it++) {
+		memset(&o, 0, sizeof(o));
+		o.agent_name = rnd_next(&seed) % 4 ? "n" : NULL;
+		o.agent_id = rnd_next(&seed) % 4 ? "id" : "i\"d\x01";
+		o.agent_ephemeral_id = rnd_next(&seed) % 2 ? "eid" : NULL;
+		o.agent_type = "hostbeat";
+		o.agent_version = rnd_next(&seed) % 4 ? "1" : NULL;
+		o.host_name = rnd_next(&seed) % 4 ? "h" : "h\xff";
+		o.tags = PICK(&seed, tagsets);
+		o.legacy_fields = rnd_next(&seed) % 2;
+		o.max_string = PICK(&seed, caps);
+
+		ev = ev_pool_get(f->pool, PICK(&seed, kinds), PICK(&seed, datasets));
+		assert_non_null(ev);
+		ev->ts = T_START + (uint64_t)(rnd_next(&seed) % 3) * 999999999ULL;
+		ev->status = (enum ev_status)(rnd_next(&seed) % 5);
+		ev->start_ns = rnd_next(&seed) % 4 ? ev->ts : 0;
+		ev->end_ns = rnd_next(&seed) % 4 ? ev->ts + rnd_next(&seed) % 3 * 1500000000ULL : 0;
+		if (rnd_next(&seed) % 8 == 0)
+			ev->end_ns =
+			    ev->start_ns ? ev->start_ns - 1 : 0; /* ends before it starts */
+		ev->has_tuple = rnd_next(&seed) % 4 != 0;
+		ev->transport = PICK(&seed, transports);
+		ev->client_ip = ip(PICK(&seed, ips));
+		ev->server_ip = rnd_next(&seed) % 4 ? ip(PICK(&seed, ips)) : ev->client_ip;
+		ev->client_port = (uint16_t)rnd_next(&seed);
+		ev->server_port = (uint16_t)(rnd_next(&seed) % 3 ? 80 : 0);
+		ev->has_client_bytes = rnd_next(&seed) % 2;
+		ev->has_server_bytes = rnd_next(&seed) % 2;
+		ev->client_bytes = rnd_next(&seed) % 5000;
+		ev->server_bytes = rnd_next(&seed) % 2 ? 0 : UINT64_MAX / 3;
+		ev->iface = PICK(&seed, ifaces);
+		if (rnd_next(&seed) % 3 == 0)
+			snprintf(ev->community_id, sizeof(ev->community_id), "%s",
+				 rnd_next(&seed) % 4 ? "1:abc+/=" : "1:\x01x");
+
+		n = rnd_next(&seed) % 12 ? rnd_next(&seed) % 24 : rnd_next(&seed) % 80;
+		for (i = 0; i < n && ev->nfields < ev->fields_cap; i++) {
+			struct ev_field *fl = &ev->fields[ev->nfields++];
+			const char *sv = PICK(&seed, strs);
+			unsigned how = rnd_next(&seed) % 16;
+
+			memset(fl, 0, sizeof(*fl));
+			fl->key = rnd_next(&seed) % 40 ? PICK(&seed, keys) : NULL;
+			if (how < 3) {
+				fl->member = PICK(&seed, members);
+				fl->elem = (uint16_t)(rnd_next(&seed) % 3);
+			} else if (how < 7) {
+				fl->flags = EVF_ARRAY;
+			}
+			switch (rnd_next(&seed) % 8) {
+			case 0:
+				fl->type = EV_T_INT;
+				fl->v.i = -(int64_t)rnd_next(&seed);
+				break;
+			case 1:
+				fl->type = EV_T_UINT;
+				fl->v.u = rnd_next(&seed);
+				break;
+			case 2:
+				fl->type = EV_T_BOOL;
+				fl->v.b = rnd_next(&seed) % 2;
+				break;
+			case 3:
+				fl->type = EV_T_DOUBLE;
+				fl->v.d = rnd_next(&seed) % 5 ? rnd_next(&seed) / 7.0 : NAN;
+				break;
+			case 4:
+				fl->type = EV_T_IP;
+				fl->v.ip = ip(PICK(&seed, ips));
+				break;
+			case 5:
+				fl->type = EV_T_TIME;
+				fl->v.u = T_END + rnd_next(&seed);
+				break;
+			default:
+				fl->type = EV_T_STR;
+				fl->v.s.p = sv;
+				fl->v.s.len = (uint32_t)strlen(sv);
+				break;
+			}
+		}
+		check_sorted_doc(enc_both(f, ev, &o));
+		ev_pool_put(ev);
+	}
+}
+
+/* A template made for other options is not used; no memory: -ENOMEM, the partial
+ * document cut off, and no template. */
+static void test_template_identity_and_memory(void **state)
+{
+	struct fx *f = *state;
+	struct encode_opts a = {.agent_name = "a", .agent_type = "hostbeat"}, b = a;
+	struct encode_tmpl *t;
+	struct event *ev = http_txn(f);
+	char *want;
+
+	http_fields(ev);
+	b.agent_name = "b";
+	want = strdup(enc_both(f, ev, &b)); /* the document for b */
+	assert_non_null(want);
+	assert_non_null(strstr(want, "\"name\":\"b\""));
+	t = encode_tmpl_new(&a);
+	assert_non_null(t);
+	b.tmpl = t; /* a's template: ignored */
+	strbuf_reset(&f->out);
+	assert_int_equal(encode_event(ev, &b, &f->out), 0);
+	assert_string_equal(strbuf_cstr(&f->out), want);
+
+	a.tmpl = t;
+	strbuf_reset(&f->out);
+	assert_int_equal(strbuf_append(&f->out, "keep", 4), 0);
+	mem_fail_after(0);
+	assert_int_equal(encode_event(ev, &a, &f->out), -ENOMEM);
+	assert_null(encode_tmpl_new(&a));
+	mem_fail_reset();
+	assert_int_equal(f->out.len, 4);
+	assert_true(f->out.err);
+	assert_null(encode_tmpl_new(NULL));
+	encode_tmpl_free(NULL);
+	encode_tmpl_free(t);
+	free(want);
+	ev_pool_put(ev);
+}
+
 static void test_pretty(void **state)
 {
 	struct fx *f = *state;
@@ -889,6 +1175,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_insertion_order, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_many_fields, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fast_path_matches_general, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_template_identity_and_memory, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pretty, setup, teardown),
 	};
 
