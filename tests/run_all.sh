@@ -74,6 +74,7 @@ fi
 layer unit tests/run_unit.sh "$BUILD"/tests/test_*
 layer stream tests/stream/run.sh "$BUILD"
 layer golden pytest_layer golden tests/pcap
+layer dashboards pytest_layer dashboards tests/dashboards
 if [[ ${ASAN:-} != 1 ]]; then
 	layer fuzz make --no-print-directory -j2 fuzz-replay
 fi
