@@ -8,6 +8,8 @@
 #include "core/commands.h"
 #include "shipper/es.h"
 #include "shipper/esetup.h"
+#include "shipper/kibana.h"
+#include "hostbeat/log.h"
 
 static int es_command(const struct hb_config *cfg, const char *version, enum es_setup_mode mode)
 {
@@ -97,10 +99,29 @@ int cmd_setup(const struct hb_config *cfg, const char *version, bool index_manag
 		if (rc == 0)
 			printf("Index setup finished.\n");
 	}
-	if (dashboards) {
-		fprintf(stderr, "setup --dashboards: the Kibana dashboards are not in this "
-				"build yet\n");
-		rc = rc ? rc : 1;
-	}
+	if (dashboards && cmd_load_dashboards(cfg, version, true) != 0)
+		rc = 1;
 	return rc;
+}
+
+int cmd_load_dashboards(const struct hb_config *cfg, const char *version, bool print)
+{
+	struct kibana_report rep;
+	char err[1024];
+	int rc;
+
+	memset(&rep, 0, sizeof(rep));
+	rc = kibana_load_dashboards(cfg, version, &rep, err, sizeof(err));
+	if (rc < 0) {
+		log_error("setup.kibana", "loading the dashboards: %s", err);
+		if (print)
+			printf("Kibana: ERROR: %s\n", err);
+		return -1;
+	}
+	log_info("setup.kibana", "loaded %zu saved objects from %s into Kibana %s",
+		 rep.success_count, rep.bundle, rep.version);
+	if (print)
+		printf("Loaded dashboards: %zu objects from %s into Kibana %s\n", rep.success_count,
+		       rep.bundle, rep.version);
+	return 0;
 }

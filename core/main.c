@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/commands.h"
+#include "hostbeat/caps.h"
 #include "hostbeat/clock.h"
 #include "hostbeat/config.h"
 #include "hostbeat/encode.h"
@@ -64,7 +65,8 @@ static void usage(FILE *out)
 	    "  devices        list the capture devices\n"
 	    "  test config    check the configuration and exit\n"
 	    "  test output    connect to the output, report what is there, exit\n"
-	    "  setup          install the index templates (--index-management, the default)\n"
+	    "  setup          install the index templates (--index-management) and load the\n"
+	    "                 Kibana dashboards (--dashboards); both without a flag\n"
 	    "  version        print the version\n"
 	    "\n"
 	    "Flags:\n"
@@ -182,8 +184,8 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 		fprintf(stderr, "hostbeat: 'test' takes 'config' or 'output'\n");
 		return -EINVAL;
 	}
-	if (strcmp(cli->command, "setup") == 0 && !cli->dashboards)
-		cli->index_management = true; /* plain `setup`: what this build can set up */
+	if (strcmp(cli->command, "setup") == 0 && !cli->dashboards && !cli->index_management)
+		cli->index_management = cli->dashboards = true; /* plain `setup`: both, as Beats */
 	return 0;
 }
 
@@ -377,8 +379,12 @@ static int run_file(struct hb_config *cfg, struct hb_clock *clock, struct ev_sin
 	return rc ? 1 : 0;
 }
 
-static int run_live(struct hb_config *cfg, struct hb_clock *clock, struct ev_sink *sink)
+/* Live: open every capture handle, drop the capabilities only they needed, then start
+ * the threads (capabilities are per thread: the drop must come before any exists). */
+static int run_live(struct hb_config *cfg, struct hb_clock *clock, struct ev_sink *sink,
+		    struct shipper *ship)
 {
+	char cerr[256];
 	struct sys_sampler *sampler = NULL;
 	struct capture **caps = NULL;
 	char **names = NULL;
@@ -388,15 +394,14 @@ static int run_live(struct hb_config *cfg, struct hb_clock *clock, struct ev_sin
 	sigset_t set;
 	int rc = 1, sig;
 
+	/* As Beats: with setup.dashboards.enabled the dashboards are loaded before
+	 * anything is published, and failing to load them is fatal. */
+	if (cfg->dashboards_enabled && cmd_load_dashboards(cfg, HB_VERSION, false) != 0)
+		goto out;
 	if (!cfg->packetbeat_enabled && !cfg->topbeat_enabled) {
 		log_error("main",
 			  "packetbeat.enabled and topbeat.enabled are both false: nothing to do");
 		goto out;
-	}
-	if (cfg->topbeat_enabled) {
-		sampler = sys_sampler_new(cfg, sink);
-		if (!sampler || sys_sampler_start(sampler) != 0)
-			goto out;
 	}
 	if (cfg->packetbeat_enabled && (capture_resolve_devices(cfg, &names, &n) != 0 || n == 0)) {
 		log_error("capture", "no capture device to open");
@@ -409,11 +414,22 @@ static int run_live(struct hb_config *cfg, struct hb_clock *clock, struct ev_sin
 		caps[ncaps] = capture_open(cfg, names[i], clock, sink);
 		if (!caps[ncaps])
 			goto stop;
-		if (capture_run(caps[ncaps]) != 0) {
-			capture_free(caps[ncaps]);
+		ncaps++;
+	}
+	if (geteuid() == 0 && caps_drop_to_readers(cerr, sizeof(cerr)) != 0)
+		log_warn("caps", "keeping all capabilities: %s", cerr);
+	if (ship && shipper_start(ship) != 0)
+		goto stop;
+	if (cfg->topbeat_enabled) {
+		sampler = sys_sampler_new(cfg, sink);
+		if (!sampler || sys_sampler_start(sampler) != 0)
+			goto stop;
+	}
+	for (size_t i = 0; i < ncaps; i++) {
+		if (capture_run(caps[i]) != 0) {
+			/* this one never ran: stopping it below is a no-op */
 			goto stop;
 		}
-		ncaps++;
 	}
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -554,7 +570,8 @@ int main(int argc, char **argv)
 		sink = &nsink.sink;
 	} else {
 		ship = shipper_new(&cfg, &eo, pool, cfg.pcap_file != NULL);
-		if (!ship || shipper_start(ship) != 0) {
+		/* live: run_live() starts it once the capabilities are dropped */
+		if (!ship || (cfg.pcap_file && shipper_start(ship) != 0)) {
 			rc = 1;
 			goto out_pool;
 		}
@@ -573,7 +590,7 @@ int main(int argc, char **argv)
 		watching = pthread_create(&watcher, NULL, sigwatch_main, &watch) == 0;
 		rc = run_file(&cfg, &clock, sink, &watch);
 	} else {
-		rc = run_live(&cfg, &clock, sink);
+		rc = run_live(&cfg, &clock, sink, ship);
 	}
 
 	/* A replay waits until everything is written (or a signal hurries it). */

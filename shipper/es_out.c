@@ -494,6 +494,12 @@ void es_out_run(struct es_out *o, bool (*past_deadline)(void *), void *arg)
 				n = ship_queue_pop_wait(o->q, o->evs, POP_MAX, 0, &closed);
 				spool_events(o, o->evs, n);
 				peek_spool(o);
+				if (bulk_batch_count(o->batch) ==
+				    0) { /* a spool read error: no spin */
+					struct timespec ts = {0, (long)IDLE_WAIT_NS};
+
+					nanosleep(&ts, NULL);
+				}
 			} else if (bulk_batch_count(o->batch) == 0) {
 				n = ship_queue_pop_wait(o->q, o->evs, POP_MAX, IDLE_WAIT_NS,
 							&closed);
@@ -517,11 +523,17 @@ void es_out_run(struct es_out *o, bool (*past_deadline)(void *), void *arg)
 		{
 			uint64_t wait = o->retry_at > now ? o->retry_at - now : 0;
 
-			n = ship_queue_pop_wait(o->q, o->evs, POP_MAX,
-						wait < IDLE_WAIT_NS ? wait : IDLE_WAIT_NS, &closed);
+			if (wait > IDLE_WAIT_NS)
+				wait = IDLE_WAIT_NS;
+			n = ship_queue_pop_wait(o->q, o->evs, POP_MAX, wait, &closed);
 			spool_events(o, o->evs, n);
-			if (closed && n == 0 && past_deadline(arg))
-				break;
+			if (closed && n == 0) {
+				/* a closed queue does not wait: sleep out the backoff here */
+				struct timespec ts = {0, (long)wait};
+
+				if (wait)
+					nanosleep(&ts, NULL);
+			}
 		}
 	}
 	/* Persist what is still in memory for the next start. */

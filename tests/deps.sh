@@ -19,7 +19,9 @@ test=(libcmocka-dev python3 python3-pytest clang-14 libclang-rt-14-dev tcpdump t
       mariadb-server mariadb-client postgresql postgresql-client redis-server redis-tools
       memcached libmemcached-tools python3-thrift
       # DBD::MariaDB: the one Debian client that does binary (COM_STMT_*) prepares
-      libdbd-mariadb-perl)
+      libdbd-mariadb-perl
+      # the image checks: a minimal bookworm root, and the compose file's YAML
+      debootstrap python3-yaml openssl)
 
 # daemons of the server packages above (process names, as pgrep -x sees them)
 daemons=(mariadbd mysqld mysqld_safe mariadbd-safe postgres redis-server memcached)

@@ -79,6 +79,8 @@ if [[ ${ASAN:-} != 1 ]]; then
 	layer fuzz make --no-print-directory -j2 fuzz-replay
 fi
 layer esdouble pytest_layer esdouble tests/esdouble
+layer kbdouble pytest_layer kbdouble tests/kbdouble
+layer docker pytest_layer docker tests/docker
 layer integration pytest_layer integration tests/integration
 
 echo
