@@ -48,7 +48,9 @@
 #define MAX_LEAVES 10000
 #define MAX_LIST_ITEMS 4096
 #define MAX_SUGGEST_LEN 128
-#define MAX_ENTRIES 64 /* packetbeat.protocols / packetbeat.interfaces list entries */
+#define MAX_ENTRIES 64          /* packetbeat.protocols / packetbeat.interfaces list entries */
+#define MAX_ENV_LEN (64 * 1024) /* a value after ${VAR} expansion */
+#define MAX_ENV_REFS 64         /* ${...} references in one value */
 
 #define SRC_FILE 0
 #define SRC_DEFAULT ((size_t)-1)
@@ -64,6 +66,7 @@ enum flat_kind {
 struct flat_item {
 	char *s;
 	unsigned line, col; /* 1-based mark of the value */
+	bool whole_env;     /* the whole value was one ${...}: list types split it on ',' */
 };
 
 struct flat {
@@ -620,6 +623,216 @@ out:
 	return rc;
 }
 
+/* ---- environment variables ------------------------------------------------------ */
+
+/* Beats' (go-ucfg) ${VAR} expansion in scalar values, after YAML parsing and after the
+ * -E overrides replaced their leaves (keys are never expanded):
+ *   ${VAR}          the variable's value
+ *   ${VAR:default}  `default` when VAR is unset (an empty VAR stays empty)
+ *   ${VAR:?text}    error "text" when VAR is unset
+ *   $${             a literal "${"
+ * Stricter than Beats: an unset VAR without a default is an error ("environment variable
+ * VAR is not set") where Beats substitutes "". Nested ${A:${B}} is refused. The result is
+ * never parsed as YAML again: "[1,2]" from a variable stays that string. A list-typed key
+ * whose whole value is one ${...} is split on ',' (ELASTICSEARCH_HOSTS="http://a,http://b"),
+ * see set_value. */
+
+struct env_buf {
+	char *s;
+	size_t n, cap;
+};
+
+static int env_put(struct env_buf *b, const char *p, size_t n)
+{
+	if (n > MAX_ENV_LEN - b->n)
+		return -E2BIG;
+	if (b->n + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 64;
+		char *v;
+
+		while (cap < b->n + n + 1)
+			cap *= 2;
+		v = hb_realloc(b->s, cap);
+		if (!v)
+			return -ENOMEM;
+		b->s = v;
+		b->cap = cap;
+	}
+	memcpy(b->s + b->n, p, n);
+	b->n += n;
+	b->s[b->n] = '\0';
+	return 0;
+}
+
+static bool env_name_char(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '.' || c == '-';
+}
+
+/* Expands item->s in place; errors point at the value's mark. */
+static int expand_item(struct loader *ld, size_t src, struct flat_item *it)
+{
+	struct env_buf b = {0};
+	const char *p = it->s;
+	size_t refs = 0;
+	int rc = 0;
+
+	it->whole_env = false;
+	if (!strchr(p, '$'))
+		return 0;
+	while (*p && !rc) {
+		const char *name, *end, *arg = NULL;
+		size_t nlen, alen = 0;
+		bool required = false;
+		const char *val;
+		char var[256];
+
+		if (p[0] == '$' && p[1] == '$' && p[2] == '{') {
+			rc = env_put(&b, "${", 2);
+			p += 3;
+			continue;
+		}
+		if (p[0] != '$' || p[1] != '{') {
+			const char *q = strchr(p + 1, '$');
+			size_t n = q ? (size_t)(q - p) : strlen(p);
+
+			rc = env_put(&b, p, n);
+			p += n;
+			continue;
+		}
+		if (++refs > MAX_ENV_REFS) {
+			rc = fail_at(ld, src, it->line, it->col,
+				     "more than %d ${...} references in one value", MAX_ENV_REFS);
+			break;
+		}
+		name = p + 2;
+		for (end = name; env_name_char(*end); end++)
+			;
+		nlen = (size_t)(end - name);
+		if (*end == ':') {
+			required = end[1] == '?';
+			arg = end + 1 + required;
+			for (end = arg; *end && *end != '}'; end++) {
+				if (end[0] == '$' && end[1] == '{') {
+					rc = fail_at(ld, src, it->line, it->col,
+						     "nested ${...} is not supported");
+					break;
+				}
+			}
+			alen = (size_t)(end - arg);
+			if (rc)
+				break;
+		}
+		if (*end != '}') {
+			rc = fail_at(ld, src, it->line, it->col,
+				     *end ? "invalid environment variable name in '%.*s'"
+					  : "unterminated '%.*s' (missing '}')",
+				     (int)((size_t)(end - p) > 64 ? 64 : (size_t)(end - p) + 1), p);
+			break;
+		}
+		if (nlen == 0 || nlen >= sizeof(var)) {
+			rc = fail_at(ld, src, it->line, it->col,
+				     nlen ? "environment variable name too long"
+					  : "empty environment variable name in '${...}'");
+			break;
+		}
+		memcpy(var, name, nlen);
+		var[nlen] = '\0';
+		val = getenv(var);
+		if (val) {
+			rc = env_put(&b, val, strlen(val));
+		} else if (arg && !required) {
+			rc = env_put(&b, arg, alen);
+		} else if (required && alen) {
+			rc = fail_at(ld, src, it->line, it->col, "%.*s", (int)alen, arg);
+		} else {
+			rc = fail_at(ld, src, it->line, it->col,
+				     "environment variable %s is not set", var);
+		}
+		if (!rc && p == it->s && end[1] == '\0')
+			it->whole_env = true;
+		p = end + 1;
+	}
+	if (rc == -E2BIG)
+		rc = fail_at(ld, src, it->line, it->col,
+			     "value longer than %d bytes after environment expansion", MAX_ENV_LEN);
+	else if (rc == -ENOMEM)
+		rc = fail_oom(ld);
+	if (rc) {
+		hb_free(b.s);
+		it->whole_env = false;
+		return rc;
+	}
+	if (!b.s) {
+		b.s = hb_strdup("");
+		if (!b.s)
+			return fail_oom(ld);
+	}
+	hb_free(it->s);
+	it->s = b.s;
+	return 0;
+}
+
+static int expand_all(struct loader *ld)
+{
+	for (size_t i = 0; i < ld->fl.n; i++) {
+		struct flat *e = &ld->fl.v[i];
+		int rc = 0;
+
+		if (e->kind == FLAT_SCALAR)
+			rc = expand_item(ld, e->src, &e->val);
+		for (size_t k = 0; k < e->nitems && !rc; k++)
+			rc = expand_item(ld, e->src, &e->items[k]);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* "a, b,,c" → items a, b, c (empty items dropped), each at the value's mark. */
+static int split_env_list(struct loader *ld, const struct flat *e, struct flat *out)
+{
+	const char *p = e->val.s;
+	size_t n = 1;
+
+	memset(out, 0, sizeof(*out));
+	out->key = e->key;
+	out->kind = FLAT_LIST;
+	out->val = e->val;
+	out->src = e->src;
+	for (const char *q = p; *q; q++)
+		n += *q == ',';
+	if (n > MAX_LIST_ITEMS)
+		return fail_at(ld, e->src, e->val.line, e->val.col, "more than %d list items",
+			       MAX_LIST_ITEMS);
+	out->items = hb_calloc(n, sizeof(*out->items));
+	if (!out->items)
+		return fail_oom(ld);
+	while (*p) {
+		const char *c = strchr(p, ',');
+		const char *end = c ? c : p + strlen(p);
+		const char *a = p, *z = end;
+
+		while (a < z && (*a == ' ' || *a == '\t'))
+			a++;
+		while (z > a && (z[-1] == ' ' || z[-1] == '\t'))
+			z--;
+		if (z > a) {
+			struct flat_item *it = &out->items[out->nitems];
+
+			it->s = hb_strndup(a, (size_t)(z - a));
+			if (!it->s)
+				return fail_oom(ld);
+			it->line = e->val.line;
+			it->col = e->val.col;
+			out->nitems++;
+		}
+		p = c ? c + 1 : end;
+	}
+	return 0;
+}
+
 static struct flat *flat_find(struct loader *ld, const char *key)
 {
 	for (size_t i = 0; i < ld->fl.n; i++)
@@ -946,6 +1159,18 @@ static int set_value(struct loader *ld, const struct cfg_field *f, void *base, c
 
 	if (e->kind == FLAT_LIST && f->type != CFG_STRLIST && f->type != CFG_PORTS)
 		return bad_value(ld, key, f, e, NULL);
+	if (e->kind == FLAT_SCALAR && e->val.whole_env && strchr(s, ',') &&
+	    (f->type == CFG_STRLIST || f->type == CFG_PORTS)) {
+		struct flat tmp;
+		int rc = split_env_list(ld, e, &tmp);
+
+		if (!rc)
+			rc = set_value(ld, f, base, key, &tmp);
+		for (size_t i = 0; i < tmp.nitems; i++)
+			hb_free(tmp.items[i].s);
+		hb_free(tmp.items);
+		return rc;
+	}
 	switch (f->type) {
 	case CFG_BOOL:
 		if (parse_bool(s, dst))
@@ -2121,6 +2346,8 @@ static int load_with(yaml_parser_t *p, const char *name, char *const *ov, size_t
 	for (size_t i = 0; i < nov && !rc; i++)
 		rc = apply_override(&ld, ov[i], i + 1);
 	if (!rc)
+		rc = expand_all(&ld);
+	if (!rc)
 		rc = fill_all(&ld, out);
 	loader_free(&ld);
 	if (rc) {
@@ -2215,6 +2442,8 @@ static void dump_string(FILE *f, const char *s)
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		if (*p == '"' || *p == '\\')
 			fprintf(f, "\\%c", *p);
+		else if (p[0] == '$' && p[1] == '{')
+			fputs("$$", f); /* reads back as a literal "${", not a variable */
 		else if (*p < 0x20 || *p == 0x7f)
 			fprintf(f, "\\x%02x", *p);
 		else

@@ -6,6 +6,10 @@
  * help}; cfg_load() fills the typed structs below from those tables. Unknown keys
  * and bad values are errors reported as "beats.yml:LINE:COL: message" (exit 2).
  * `-E key=value` overrides any key; its value is parsed as YAML ("[80, 8080]").
+ * Values (never keys) of the file and of -E expand ${VAR}, ${VAR:default} (unset VAR),
+ * ${VAR:?message} and $${ (a literal "${") before type parsing; an unset VAR without a
+ * default is an error (Beats substitutes ""). A list-typed key whose whole value is one
+ * ${...} is split on ',' (ELASTICSEARCH_HOSTS="http://a:9200,http://b:9200").
  */
 #ifndef HOSTBEAT_CONFIG_H
 #define HOSTBEAT_CONFIG_H

@@ -2,9 +2,10 @@
 # hostbeat-entrypoint — the container image's ENTRYPOINT (installed as
 # /usr/local/bin/hostbeat-entrypoint by the Dockerfile).
 #
-# hostbeat's config loader does not expand ${VAR} yet, so the environment variables of
-# the Beats images become -E overrides (each -E value is parsed as YAML, so every value
-# is passed as a double-quoted YAML string):
+# The image's beats.yml (beats.docker.yml) reads these variables itself with
+# ${VAR:default}; they are also passed as -E overrides so that a config mounted over
+# /etc/hostbeat/beats.yml without ${...} follows them too (each -E value is parsed as
+# YAML, so every value is passed as a double-quoted YAML string):
 #   ELASTICSEARCH_HOSTS      output.elasticsearch.hosts (comma-separated list)
 #   ELASTICSEARCH_USERNAME   output.elasticsearch.username
 #   ELASTICSEARCH_PASSWORD   output.elasticsearch.password
@@ -19,9 +20,10 @@ set -eu
 bin=${HOSTBEAT_BIN:-/usr/local/bin/hostbeat}
 config=${HOSTBEAT_CONFIG:-/etc/hostbeat/beats.yml}
 
-# YAML double-quoted scalar: backslash and double quote escaped.
+# YAML double-quoted scalar: backslash and double quote escaped, and "${" written as
+# "$${" so that the loader keeps it literal instead of expanding it.
 yq() {
-	printf '"%s"' "$(printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g')"
+	printf '"%s"' "$(printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/[$]{/$${/g')"
 }
 
 # "a, b,c" -> ["a", "b", "c"] (empty items dropped)

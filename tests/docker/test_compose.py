@@ -225,5 +225,5 @@ def test_entrypoint_turns_env_into_overrides(tmp_path):
                           "--dump-config"], env={k: env[k] for k in ("PATH", "HOSTBEAT_BIN", "HOSTBEAT_CONFIG")},
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert 'output.elasticsearch.hosts: ["localhost:9200"]' in out.stdout
-    assert 'setup.kibana.host: "localhost:5601"' in out.stdout
+    assert 'output.elasticsearch.hosts: ["http://localhost:9200"]' in out.stdout
+    assert 'setup.kibana.host: "http://localhost:5601"' in out.stdout

@@ -795,11 +795,176 @@ static void test_parse_size(void **state)
 }
 
 /* Every allocation failure point returns -ENOMEM cleanly (ASan checks for leaks). */
+/* ${VAR} expansion in values (go-ucfg forms), with errors at the value's line:col. */
+static void test_env_expansion(void **state)
+{
+	struct hb_config c, again;
+	char *dump;
+
+	(void)state;
+	setenv("HB_T_HOSTS", "http://a:9200, http://b:9200,,", 1);
+	setenv("HB_T_ONE", "http://one:9200", 1);
+	setenv("HB_T_PORT", "1514", 1);
+	setenv("HB_T_LIST", "[1,2]", 1);
+	setenv("HB_T_EMPTY", "", 1);
+	setenv("HB_T_PORTS", "80, 8080", 1);
+	unsetenv("HB_T_UNSET");
+
+	/* ${VAR}, list splitting, integer from env, literal YAML text stays a string */
+	load_ok("output.elasticsearch.hosts: '${HB_T_HOSTS}'\n"
+		"packetbeat.interfaces.snaplen: ${HB_T_PORT}\n"
+		"output.elasticsearch.username: ${HB_T_LIST}\n"
+		"output.elasticsearch.password: \"x${HB_T_EMPTY}y\"\n"
+		"output.elasticsearch.path: '$${HB_T_ONE}/$x$'\n"
+		"packetbeat.protocols:\n- type: http\n  ports: ${HB_T_PORTS}\n",
+		NULL, 0, &c);
+	assert_int_equal(c.es_hosts.n, 2);
+	assert_string_equal(c.es_hosts.v[0], "http://a:9200");
+	assert_string_equal(c.es_hosts.v[1], "http://b:9200");
+	assert_int_equal(c.snaplen, 1514);
+	assert_string_equal(c.es_username, "[1,2]");
+	assert_string_equal(c.es_password, "xy");
+	assert_string_equal(c.es_path, "${HB_T_ONE}/$x$");
+	assert_int_equal(c.protos[0].ports.n, 2);
+	assert_int_equal(c.protos[0].ports.v[1], 8080);
+	/* --dump-config writes a literal "${" back as "$${" */
+	dump = dump_str(&c);
+	assert_non_null(strstr(dump, "\"$${HB_T_ONE}/$x$\""));
+	load_ok(dump, NULL, 0, &again);
+	assert_string_equal(again.es_path, "${HB_T_ONE}/$x$");
+	cfg_free(&again);
+	free(dump);
+	cfg_free(&c);
+
+	/* defaults: unset → default (also split), set-but-empty stays empty, empty default */
+	load_ok("output.elasticsearch.hosts: ${HB_T_UNSET:http://d1:9200,http://d2:9200}\n"
+		"packetbeat.interfaces.snaplen: ${HB_T_UNSET:9000}\n"
+		"output.elasticsearch.username: ${HB_T_EMPTY:nobody}\n"
+		"output.elasticsearch.password: '${HB_T_UNSET:}'\n"
+		"output.elasticsearch.path: /p/${HB_T_UNSET:a,b}\n"
+		"tags: [\"${HB_T_ONE}\", x]\n",
+		NULL, 0, &c);
+	assert_int_equal(c.es_hosts.n, 2);
+	assert_string_equal(c.es_hosts.v[1], "http://d2:9200");
+	assert_int_equal(c.snaplen, 9000);
+	assert_string_equal(c.es_username, "");
+	assert_string_equal(c.es_password, "");
+	assert_string_equal(c.es_path, "/p/a,b");
+	assert_int_equal(c.tags.n, 2);
+	assert_string_equal(c.tags.v[0], "http://one:9200");
+	cfg_free(&c);
+
+	/* a variable's value is not expanded again */
+	setenv("HB_T_REC", "${HB_T_UNSET}", 1);
+	load_ok("name: ${HB_T_REC}\n", NULL, 0, &c);
+	assert_string_equal(c.name, "${HB_T_UNSET}");
+	cfg_free(&c);
+	unsetenv("HB_T_REC");
+
+	/* one host without a comma: a one-item list */
+	load_ok("output.elasticsearch.hosts: ${HB_T_ONE}\n", NULL, 0, &c);
+	assert_int_equal(c.es_hosts.n, 1);
+	assert_string_equal(c.es_hosts.v[0], "http://one:9200");
+	cfg_free(&c);
+
+	/* the type check sees the expanded text */
+	setenv("HB_T_PORT", "big", 1);
+	expect_error("name: x\npacketbeat.interfaces.snaplen: ${HB_T_PORT}\n", NULL, 0,
+		     "t.yml:2:32: ", "expected an integer, got 'big'");
+	unsetenv("HB_T_PORT");
+	unsetenv("HB_T_LIST");
+	unsetenv("HB_T_PORTS");
+}
+
+static void test_env_expansion_overrides(void **state)
+{
+	char *ov1[] = {"output.elasticsearch.hosts=${HB_T_HOSTS}",
+		       "packetbeat.interfaces.snaplen=${HB_T_UNSET:2000}"};
+	char *ov2[] = {"name=${HB_T_UNSET}"};
+	char *ov3[] = {"output.elasticsearch.hosts=http://e:9200"};
+	struct hb_config c;
+
+	(void)state;
+	setenv("HB_T_HOSTS", "http://a:9200,http://b:9200", 1);
+	unsetenv("HB_T_UNSET");
+	load_ok("name: x\n", ov1, 2, &c);
+	assert_int_equal(c.es_hosts.n, 2);
+	assert_string_equal(c.es_hosts.v[1], "http://b:9200");
+	assert_int_equal(c.snaplen, 2000);
+	cfg_free(&c);
+	expect_error("name: x\n", ov2, 1, "-E:1: ", "environment variable HB_T_UNSET is not set");
+	/* a file value replaced by -E is never expanded */
+	load_ok("output.elasticsearch.hosts: ${HB_T_UNSET:?must not be evaluated}\n", ov3, 1, &c);
+	assert_string_equal(c.es_hosts.v[0], "http://e:9200");
+	cfg_free(&c);
+	unsetenv("HB_T_HOSTS");
+}
+
+static void test_env_expansion_errors(void **state)
+{
+	size_t n = 10000;
+	char *big = malloc(5 * n + 64);
+	char *p;
+
+	(void)state;
+	assert_non_null(big);
+	unsetenv("HB_T_UNSET");
+	setenv("HB_T_ONE", "v", 1);
+	expect_error("name: x\ntags: [a, '${HB_T_UNSET}']\n", NULL, 0,
+		     "t.yml:2:11: ", "environment variable HB_T_UNSET is not set");
+	expect_error("name: x\n\noutput.elasticsearch.password: ${HB_T_UNSET:?set the password}\n",
+		     NULL, 0, "t.yml:3:32: ", "set the password");
+	expect_error("name: \"${HB_T_ONE\"\n", NULL, 0, "t.yml:1:7: ", "unterminated '${HB_T_ONE'");
+	expect_error("name: ${HB_T ONE}\n", NULL, 0,
+		     "t.yml:1:7: ", "invalid environment variable name");
+	expect_error("name: a${}b\n", NULL, 0, "t.yml:1:7: ", "empty environment variable name");
+	expect_error("name: ${HB_T_UNSET:${HB_T_ONE}}\n", NULL, 0,
+		     "t.yml:1:7: ", "nested ${...} is not supported");
+
+	/* 10k nested and 10k unterminated: one clean error each */
+	p = big + sprintf(big, "name: \"");
+	for (size_t i = 0; i < n; i++)
+		p += sprintf(p, "${A:");
+	for (size_t i = 0; i < n; i++)
+		*p++ = '}';
+	strcpy(p, "\"\n");
+	expect_error(big, NULL, 0, "t.yml:1:7: ", "nested ${...} is not supported");
+	p = big + sprintf(big, "name: '");
+	for (size_t i = 0; i < n; i++)
+		p += sprintf(p, "${");
+	strcpy(p, "'\n");
+	expect_error(big, NULL, 0, "t.yml:1:7: ", "invalid environment variable name");
+
+	/* many references, and a result over the length cap */
+	p = big + sprintf(big, "name: ");
+	for (size_t i = 0; i < 100; i++)
+		p += sprintf(p, "${HB_T_ONE}");
+	strcpy(p, "\n");
+	expect_error(big, NULL, 0, "t.yml:1:7: ", "references in one value");
+	free(big);
+	big = malloc(40000);
+	assert_non_null(big);
+	memset(big, 'x', 39999);
+	big[39999] = '\0';
+	setenv("HB_T_BIG", big, 1);
+	expect_error("name: ${HB_T_BIG}${HB_T_BIG}\n", NULL, 0,
+		     "t.yml:1:7: ", "after environment expansion");
+	unsetenv("HB_T_BIG");
+	free(big);
+
+	/* keys are never expanded */
+	setenv("HB_T_KEY", "name", 1);
+	expect_error("${HB_T_KEY}: x\n", NULL, 0, "t.yml:1:1: ", "unknown key '${HB_T_KEY}'");
+	unsetenv("HB_T_KEY");
+	unsetenv("HB_T_ONE");
+}
+
 static void test_alloc_failures(void **state)
 {
 	const char *yaml = "packetbeat.interfaces:\n- device: eth0\n"
 			   "packetbeat.protocols:\n- type: http\n  ports: [80]\n- type: dns\n"
-			   "output.file.path: /tmp\ntags: [a]\n";
+			   "output.file.path: /tmp\ntags: ${HB_T_UNSET:a,b}\n"
+			   "logging.level: '${HB_T_UNSET:info}'\n";
 	char *ov[] = {"name=z", "packetbeat.protocols.0.ports=[81]"};
 	struct hb_config c;
 	struct cfg_error err;
@@ -807,6 +972,7 @@ static void test_alloc_failures(void **state)
 	int rc = -ENOMEM;
 
 	(void)state;
+	unsetenv("HB_T_UNSET");
 	for (n = 0; n < 100000 && rc; n++) {
 		mem_fail_after(n);
 		rc = cfg_load_string(yaml, "t.yml", ov, 2, &c, &err);
@@ -839,6 +1005,9 @@ int main(void)
 	    cmocka_unit_test(test_error_outputs),
 	    cmocka_unit_test(test_error_yaml),
 	    cmocka_unit_test(test_overrides),
+	    cmocka_unit_test(test_env_expansion),
+	    cmocka_unit_test(test_env_expansion_overrides),
+	    cmocka_unit_test(test_env_expansion_errors),
 	    cmocka_unit_test(test_dump_round_trip),
 	    cmocka_unit_test(test_repo_beats_yml),
 	    cmocka_unit_test(test_load_file_errors),
