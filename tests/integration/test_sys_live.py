@@ -15,6 +15,7 @@ file output into a temp dir, and is stopped with SIGTERM. stdlib only.
 
 from __future__ import annotations
 
+import datetime
 import glob
 import json
 import os
@@ -130,19 +131,28 @@ def workload(agent_bin):
     agent = Agent()
     try:
         time.sleep(1.0)
-        # top's own two-frame sample of the burner, inside the agent's run window
+        # top's own two-frame sample of the burner, inside the agent's run window; its
+        # second frame covers [top_start, top_end] (give or take its start-up)
+        top_start = time.time()
         top = subprocess.run(["top", "-b", "-n", "2", "-d", "2", "-p", str(burner.pid)],
                              capture_output=True, text=True, timeout=30)
+        top_end = time.time()
         time.sleep(1.5)
         agent.stop()
         yield {"agent": agent, "events": agent.events(), "sleepers": sleepers,
-               "burner": burner, "top": top.stdout}
+               "burner": burner, "top": top.stdout, "top_window": (top_start, top_end)}
     finally:
         for p in sleepers + [burner]:
             p.kill()
         for p in sleepers + [burner]:
             p.wait()
         agent.close()
+
+
+def iso_ts(text):
+    """@timestamp ("2026-12-02T19:31:40.057Z") → seconds since the epoch."""
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
 
 
 def top_cpu(top_out, pid):
@@ -211,11 +221,21 @@ def test_processes_and_cpu(workload):
     burner = last.get(workload["burner"].pid)
     assert burner is not None
     assert get(burner, "system.process.state") == "running"
-    ours = get(burner, "system.process.cpu.total.pct")
+    # Same interval as top's: the agent's one-second samples whose interval lies inside
+    # top's window, averaged (a loaded machine gives the burner less than a core, and
+    # both must see the same share).
+    t0, t1 = workload["top_window"]
+    inside = [get(e, "system.process.cpu.total.pct") for s in procs for e in s
+              if get(e, "process.pid") == workload["burner"].pid
+              and t0 + 1.0 <= iso_ts(e["@timestamp"]) <= t1 + 0.1
+              and get(e, "system.process.cpu.total.pct") is not None]
+    assert inside, "no agent sample inside top's window"
+    ours = sum(inside) / len(inside)
     theirs = top_cpu(workload["top"], workload["burner"].pid)
     assert theirs > 0.5, "the burner should use most of a core"
     assert abs(ours - theirs) <= CPU_TOL, (ours, theirs)
-    assert abs(get(burner, "system.process.cpu.total.norm.pct") - ours / os.cpu_count()) < 0.001
+    assert abs(get(burner, "system.process.cpu.total.norm.pct") -
+               get(burner, "system.process.cpu.total.pct") / os.cpu_count()) < 0.001
     # first sight of every process has no rate; later samples do
     first = {get(e, "process.pid"): e for e in procs[0]}
     assert get(first[workload["burner"].pid], "system.process.cpu.total.pct") is None
