@@ -51,6 +51,7 @@
 #include "hostbeat/metrics.h"
 #include "hostbeat/strbuf.h"
 #include "shipper/es.h"
+#include "shipper/http.h"
 
 #ifndef HB_VERSION
 #define HB_VERSION "0.1.0" /* as core/main.c */
@@ -96,28 +97,6 @@ struct es_client {
 
 	struct metric *m_requests, *m_transport, *m_failovers, *m_latency;
 };
-
-static pthread_once_t es_curl_once = PTHREAD_ONCE_INIT;
-static CURLcode es_curl_init_rc = CURLE_FAILED_INIT;
-
-static void es_curl_init(void)
-{
-	es_curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- SHA-256 (FIPS 180-4), for ca_trusted_fingerprint ----------------------------- */
 
@@ -329,12 +308,13 @@ int es_host_parse(const char *spec, const char *def_scheme, const char *def_path
 	if (urlsize)
 		url[0] = '\0';
 	if (!spec || !*spec) {
-		set_err(err, errlen, "empty host");
+		http_set_err(err, errlen, "empty host");
 		return -EINVAL;
 	}
 	for (const char *q = spec; *q; q++) {
 		if ((unsigned char)*q <= ' ' || *q == 0x7f) {
-			set_err(err, errlen, "host \"%.100s\": spaces or control characters", spec);
+			http_set_err(err, errlen, "host \"%.100s\": spaces or control characters",
+				     spec);
 			return -EINVAL;
 		}
 	}
@@ -352,14 +332,14 @@ int es_host_parse(const char *spec, const char *def_scheme, const char *def_path
 	else if (slen == 5 && strncasecmp(scheme, "https", 5) == 0)
 		scheme = "https";
 	else {
-		set_err(err, errlen, "host \"%.100s\": scheme must be http or https", spec);
+		http_set_err(err, errlen, "host \"%.100s\": scheme must be http or https", spec);
 		return -EINVAL;
 	}
 	if (strpbrk(auth, "?#@")) {
-		set_err(err, errlen,
-			"host \"%.100s\": no query, fragment or credentials in a host (use "
-			"username/password)",
-			spec);
+		http_set_err(err, errlen,
+			     "host \"%.100s\": no query, fragment or credentials in a host (use "
+			     "username/password)",
+			     spec);
 		return -EINVAL;
 	}
 	path = strchr(auth, '/');
@@ -373,48 +353,49 @@ int es_host_parse(const char *spec, const char *def_scheme, const char *def_path
 		const char *rb = memchr(auth, ']', alen);
 
 		if (!rb || rb == auth + 1) {
-			set_err(err, errlen, "host \"%.100s\": bad [IPv6] address", spec);
+			http_set_err(err, errlen, "host \"%.100s\": bad [IPv6] address", spec);
 			return -EINVAL;
 		}
 		for (const char *q = auth + 1; q < rb; q++) {
 			if (!isxdigit((unsigned char)*q) && *q != ':' && *q != '.') {
-				set_err(err, errlen, "host \"%.100s\": bad [IPv6] address", spec);
+				http_set_err(err, errlen, "host \"%.100s\": bad [IPv6] address",
+					     spec);
 				return -EINVAL;
 			}
 		}
 		if (!memchr(auth + 1, ':', (size_t)(rb - auth - 1))) {
-			set_err(err, errlen, "host \"%.100s\": bad [IPv6] address", spec);
+			http_set_err(err, errlen, "host \"%.100s\": bad [IPv6] address", spec);
 			return -EINVAL;
 		}
 		hlen = (size_t)(rb - auth) + 1;
 		colon = hlen < alen ? auth + hlen : NULL;
 		if (colon && *colon != ':') {
-			set_err(err, errlen, "host \"%.100s\": text after ]", spec);
+			http_set_err(err, errlen, "host \"%.100s\": text after ]", spec);
 			return -EINVAL;
 		}
 	} else {
 		colon = memchr(auth, ':', alen);
 		if (colon && memchr(colon + 1, ':', alen - (size_t)(colon + 1 - auth))) {
-			set_err(err, errlen,
-				"host \"%.100s\": an IPv6 address goes in brackets, [::1]:9200",
-				spec);
+			http_set_err(
+			    err, errlen,
+			    "host \"%.100s\": an IPv6 address goes in brackets, [::1]:9200", spec);
 			return -EINVAL;
 		}
 		hlen = colon ? (size_t)(colon - auth) : alen;
 		if (hlen == 0) {
-			set_err(err, errlen, "host \"%.100s\": no host name", spec);
+			http_set_err(err, errlen, "host \"%.100s\": no host name", spec);
 			return -EINVAL;
 		}
 		for (size_t i = 0; i < hlen; i++) {
 			if (!host_char_ok((unsigned char)auth[i])) {
-				set_err(err, errlen, "host \"%.100s\": bad character in host name",
-					spec);
+				http_set_err(err, errlen,
+					     "host \"%.100s\": bad character in host name", spec);
 				return -EINVAL;
 			}
 		}
 	}
 	if (colon && parse_port(colon + 1, alen - (size_t)(colon + 1 - auth), &port) < 0) {
-		set_err(err, errlen, "host \"%.100s\": port must be 1..65535", spec);
+		http_set_err(err, errlen, "host \"%.100s\": port must be 1..65535", spec);
 		return -EINVAL;
 	}
 
@@ -426,8 +407,8 @@ int es_host_parse(const char *spec, const char *def_scheme, const char *def_path
 		plen--;
 	for (size_t i = 0; i < plen; i++) {
 		if (!path_char_ok((unsigned char)path[i])) {
-			set_err(err, errlen, "host \"%.100s\": bad character in path \"%s\"", spec,
-				path);
+			http_set_err(err, errlen, "host \"%.100s\": bad character in path \"%s\"",
+				     spec, path);
 			return -EINVAL;
 		}
 	}
@@ -436,7 +417,7 @@ int es_host_parse(const char *spec, const char *def_scheme, const char *def_path
 	if (n < 0 || (size_t)n >= urlsize) {
 		if (urlsize)
 			url[0] = '\0';
-		set_err(err, errlen, "host \"%.100s\": URL too long", spec);
+		http_set_err(err, errlen, "host \"%.100s\": URL too long", spec);
 		return -EINVAL;
 	}
 	return 0;
@@ -480,31 +461,31 @@ int es_auth_header(const char *username, const char *password, const char *api_k
 	if (api_key && !*api_key)
 		api_key = NULL;
 	if (api_key && (username || password)) {
-		set_err(err, errlen, "set either api_key or username/password, not both");
+		http_set_err(err, errlen, "set either api_key or username/password, not both");
 		return -EINVAL;
 	}
 	if (password && !username) {
-		set_err(err, errlen, "password without username");
+		http_set_err(err, errlen, "password without username");
 		return -EINVAL;
 	}
 	if (!api_key && !username)
 		return 0;
 	if (username && strchr(username, ':')) {
-		set_err(err, errlen, "username must not contain ':'");
+		http_set_err(err, errlen, "username must not contain ':'");
 		return -EINVAL;
 	}
 	if (api_key && !strchr(api_key, ':')) {
 		/* already the `encoded` form returned by POST /_security/api_key */
 		if (!is_base64_text(api_key)) {
-			set_err(err, errlen,
-				"api_key must be \"id:api_key\" or its base64 encoding");
+			http_set_err(err, errlen,
+				     "api_key must be \"id:api_key\" or its base64 encoding");
 			return -EINVAL;
 		}
 		rc = snprintf(out, size, "%s%s", apikey, api_key);
 		goto check;
 	}
 	if (api_key && (api_key[0] == ':' || api_key[strlen(api_key) - 1] == ':')) {
-		set_err(err, errlen, "api_key must be \"id:api_key\"");
+		http_set_err(err, errlen, "api_key must be \"id:api_key\"");
 		return -EINVAL;
 	}
 	prefix = api_key ? apikey : basic;
@@ -518,14 +499,14 @@ int es_auth_header(const char *username, const char *password, const char *api_k
 			snprintf(cred, clen, "%s:%s", username, password ? password : "");
 	}
 	if (!cred) {
-		set_err(err, errlen, "out of memory");
+		http_set_err(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	clen = strlen(cred);
 	need = plen + BASE64_ENCODED_SIZE(clen);
 	if (size < need) {
 		hb_free(cred);
-		set_err(err, errlen, "credentials too long");
+		http_set_err(err, errlen, "credentials too long");
 		return -ENAMETOOLONG;
 	}
 	memcpy(out, prefix, plen);
@@ -537,7 +518,7 @@ check:
 	if (rc < 0 || (size_t)rc >= size) {
 		if (size)
 			out[0] = '\0';
-		set_err(err, errlen, "credentials too long");
+		http_set_err(err, errlen, "credentials too long");
 		return -ENAMETOOLONG;
 	}
 	return rc;
@@ -555,33 +536,6 @@ static const char *json_str(struct json_object *o, const char *key)
 }
 
 /* "8.15.0", "8.0.0-rc1", "7.17", "9.1.0-SNAPSHOT" → major/minor/patch. */
-static int parse_version(const char *s, int *major, int *minor, int *patch)
-{
-	int part[3] = {0, 0, 0}, np = 0;
-
-	while (np < 3) {
-		long v = 0;
-		int digits = 0;
-
-		while (*s >= '0' && *s <= '9' && digits < 7) {
-			v = v * 10 + (*s++ - '0');
-			digits++;
-		}
-		if (!digits || (*s >= '0' && *s <= '9'))
-			return -EINVAL;
-		part[np++] = (int)v;
-		if (*s != '.')
-			break;
-		s++;
-	}
-	if (np < 2 || (*s && *s != '-'))
-		return -EINVAL;
-	*major = part[0];
-	*minor = part[1];
-	*patch = part[2];
-	return 0;
-}
-
 int es_info_parse(const char *body, size_t len, bool product_header, struct es_info *info,
 		  char *err, size_t errlen)
 {
@@ -592,12 +546,12 @@ int es_info_parse(const char *body, size_t len, bool product_header, struct es_i
 
 	memset(info, 0, sizeof(*info));
 	if (!body || len > INT_MAX) {
-		set_err(err, errlen, "GET /: no body");
+		http_set_err(err, errlen, "GET /: no body");
 		return -EBADMSG;
 	}
 	tok = json_tokener_new();
 	if (!tok) {
-		set_err(err, errlen, "out of memory");
+		http_set_err(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	root = json_tokener_parse_ex(tok, body, (int)len);
@@ -611,17 +565,17 @@ int es_info_parse(const char *body, size_t len, bool product_header, struct es_i
 	}
 	if (!root || json_tokener_get_error(tok) != json_tokener_success ||
 	    !json_object_is_type(root, json_type_object)) {
-		set_err(err, errlen, "GET /: the answer is not a JSON object");
+		http_set_err(err, errlen, "GET /: the answer is not a JSON object");
 		goto out;
 	}
 	if (!json_object_object_get_ex(root, "version", &ver) ||
 	    !json_object_is_type(ver, json_type_object) || !(number = json_str(ver, "number"))) {
-		set_err(err, errlen, "GET /: no version.number in the answer");
+		http_set_err(err, errlen, "GET /: no version.number in the answer");
 		goto out;
 	}
-	if (parse_version(number, &info->major, &info->minor, &info->patch) < 0 ||
+	if (http_version_parse(number, &info->major, &info->minor, &info->patch) < 0 ||
 	    strlen(number) >= sizeof(info->number)) {
-		set_err(err, errlen, "GET /: cannot read version.number \"%.40s\"", number);
+		http_set_err(err, errlen, "GET /: cannot read version.number \"%.40s\"", number);
 		goto out;
 	}
 	snprintf(info->number, sizeof(info->number), "%s", number);
@@ -629,9 +583,9 @@ int es_info_parse(const char *body, size_t len, bool product_header, struct es_i
 	if (dist && strcmp(dist, "opensearch") == 0) {
 		info->opensearch = true;
 	} else if (dist && strcmp(dist, "elasticsearch") != 0) {
-		set_err(err, errlen,
-			"GET /: unknown distribution \"%.40s\" (elasticsearch or opensearch)",
-			dist);
+		http_set_err(err, errlen,
+			     "GET /: unknown distribution \"%.40s\" (elasticsearch or opensearch)",
+			     dist);
 		rc = -EOPNOTSUPP;
 		goto out;
 	}
@@ -644,14 +598,14 @@ int es_info_parse(const char *body, size_t len, bool product_header, struct es_i
 	snprintf(info->cluster_name, sizeof(info->cluster_name), "%s", cluster ? cluster : "");
 
 	if (info->opensearch && info->major < 1) {
-		set_err(err, errlen, "OpenSearch %s is not supported (1.0 or later needed)",
-			number);
+		http_set_err(err, errlen, "OpenSearch %s is not supported (1.0 or later needed)",
+			     number);
 		rc = -EOPNOTSUPP;
 		goto out;
 	}
 	if (!info->opensearch && info->major < 7) {
-		set_err(err, errlen, "Elasticsearch %s is not supported (7.0 or later needed)",
-			number);
+		http_set_err(err, errlen, "Elasticsearch %s is not supported (7.0 or later needed)",
+			     number);
 		rc = -EOPNOTSUPP;
 		goto out;
 	}
@@ -713,16 +667,6 @@ static bool cfg_has_header(const struct cfg_strlist *l, const char *name)
 	return false;
 }
 
-static int add_header(struct curl_slist **l, const char *line)
-{
-	struct curl_slist *n = curl_slist_append(*l, line);
-
-	if (!n)
-		return -ENOMEM;
-	*l = n;
-	return 0;
-}
-
 /* Fixed headers: the user's first, then ours for names they did not set. */
 static int build_headers(struct es_client *c, const struct hb_config *cfg, char *err, size_t errlen)
 {
@@ -737,24 +681,26 @@ static int build_headers(struct es_client *c, const struct hb_config *cfg, char 
 		const char *h = cfg->es_headers.v[i];
 
 		if (!strchr(h, ':') || strpbrk(h, "\r\n")) {
-			set_err(err, errlen, "output.elasticsearch.headers: bad header \"%s\"", h);
+			http_set_err(err, errlen, "output.elasticsearch.headers: bad header \"%s\"",
+				     h);
 			return -EINVAL;
 		}
 		for (size_t k = 0; k < sizeof(reserved) / sizeof(reserved[0]); k++) {
 			if (header_named(h, reserved[k])) {
-				set_err(err, errlen,
-					"output.elasticsearch.headers: %s is set by the output",
-					reserved[k]);
+				http_set_err(
+				    err, errlen,
+				    "output.elasticsearch.headers: %s is set by the output",
+				    reserved[k]);
 				return -EINVAL;
 			}
 		}
-		if (add_header(&c->headers, h) < 0)
+		if (http_add_header(&c->headers, h) < 0)
 			goto oom;
 	}
 	if (!cfg_has_header(&cfg->es_headers, "Accept") &&
-	    add_header(&c->headers, "Accept: application/json") < 0)
+	    http_add_header(&c->headers, "Accept: application/json") < 0)
 		goto oom;
-	if (add_header(&c->headers, "Expect:") < 0) /* no 100-continue round trip */
+	if (http_add_header(&c->headers, "Expect:") < 0) /* no 100-continue round trip */
 		goto oom;
 	asize = 64 + BASE64_ENCODED_SIZE((cfg->es_username ? strlen(cfg->es_username) : 0) +
 					 (cfg->es_password ? strlen(cfg->es_password) : 0) +
@@ -769,7 +715,7 @@ static int build_headers(struct es_client *c, const struct hb_config *cfg, char 
 		return rc;
 	}
 	if (rc > 0 && !cfg_has_header(&cfg->es_headers, "Authorization") &&
-	    add_header(&c->headers, auth) < 0) {
+	    http_add_header(&c->headers, auth) < 0) {
 		memset(auth, 0, asize);
 		hb_free(auth);
 		goto oom;
@@ -778,47 +724,15 @@ static int build_headers(struct es_client *c, const struct hb_config *cfg, char 
 	hb_free(auth);
 	return 0;
 oom:
-	set_err(err, errlen, "out of memory");
+	http_set_err(err, errlen, "out of memory");
 	return -ENOMEM;
 }
 
 /* Read the CA files into one PEM bundle. */
 static int load_cas(struct es_client *c, const struct cfg_strlist *cas, char *err, size_t errlen)
 {
-	char buf[8192];
-
-	for (size_t i = 0; i < cas->n; i++) {
-		FILE *f = fopen(cas->v[i], "rb");
-		size_t start = c->ca_pem.len, n;
-
-		if (!f) {
-			set_err(err, errlen, "ssl.certificate_authorities: %s: %s", cas->v[i],
-				strerror(errno));
-			return -EINVAL;
-		}
-		while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
-			if (c->ca_pem.len - start + n > ES_CA_FILE_MAX) {
-				fclose(f);
-				set_err(err, errlen, "ssl.certificate_authorities: %s: too big",
-					cas->v[i]);
-				return -EINVAL;
-			}
-			strbuf_append(&c->ca_pem, buf, n);
-		}
-		fclose(f);
-		strbuf_putc(&c->ca_pem, '\n');
-		if (c->ca_pem.err) {
-			set_err(err, errlen, "out of memory");
-			return -ENOMEM;
-		}
-		if (!mem_find(c->ca_pem.p + start, c->ca_pem.len - start,
-			      "-----BEGIN CERTIFICATE-----")) {
-			set_err(err, errlen, "ssl.certificate_authorities: %s: no PEM certificate",
-				cas->v[i]);
-			return -EINVAL;
-		}
-	}
-	return 0;
+	return http_load_cas(cas, "ssl.certificate_authorities", ES_CA_FILE_MAX, &c->ca_pem, err,
+			     errlen);
 }
 
 static int check_readable(const char *key, const char *path, char *err, size_t errlen)
@@ -826,7 +740,7 @@ static int check_readable(const char *key, const char *path, char *err, size_t e
 	FILE *f = fopen(path, "rb");
 
 	if (!f) {
-		set_err(err, errlen, "%s: %s: %s", key, path, strerror(errno));
+		http_set_err(err, errlen, "%s: %s: %s", key, path, strerror(errno));
 		return -EINVAL;
 	}
 	fclose(f);
@@ -848,8 +762,9 @@ static int load_tls(struct es_client *c, const struct hb_config *cfg, char *err,
 	} else if (strcmp(mode, "full") == 0 || strcmp(mode, "strict") == 0) {
 		c->verify = ES_VERIFY_FULL;
 	} else {
-		set_err(err, errlen,
-			"ssl.verification_mode \"%s\": full, strict, certificate or none", mode);
+		http_set_err(err, errlen,
+			     "ssl.verification_mode \"%s\": full, strict, certificate or none",
+			     mode);
 		return -EINVAL;
 	}
 	rc = load_cas(c, &cfg->ssl_cas, err, errlen);
@@ -857,12 +772,13 @@ static int load_tls(struct es_client *c, const struct hb_config *cfg, char *err,
 		return rc;
 	if (cfg->ssl_ca_trusted_fingerprint && *cfg->ssl_ca_trusted_fingerprint &&
 	    fingerprint_normalise(cfg->ssl_ca_trusted_fingerprint, c->fingerprint) < 0) {
-		set_err(err, errlen,
-			"ssl.ca_trusted_fingerprint: 64 hex digits (a SHA-256), colons allowed");
+		http_set_err(
+		    err, errlen,
+		    "ssl.ca_trusted_fingerprint: 64 hex digits (a SHA-256), colons allowed");
 		return -EINVAL;
 	}
 	if (!!cfg->ssl_certificate != !!cfg->ssl_key) {
-		set_err(err, errlen, "ssl.certificate and ssl.key go together");
+		http_set_err(err, errlen, "ssl.certificate and ssl.key go together");
 		return -EINVAL;
 	}
 	if (cfg->ssl_certificate) {
@@ -880,7 +796,7 @@ static int load_tls(struct es_client *c, const struct hb_config *cfg, char *err,
 		goto oom;
 	return 0;
 oom:
-	set_err(err, errlen, "out of memory");
+	http_set_err(err, errlen, "out of memory");
 	return -ENOMEM;
 }
 
@@ -961,13 +877,11 @@ struct es_client *es_client_new(const struct hb_config *cfg, char *err, size_t e
 
 	if (err && errlen)
 		err[0] = '\0';
-	pthread_once(&es_curl_once, es_curl_init);
-	if (es_curl_init_rc != CURLE_OK) {
-		set_err(err, errlen, "curl_global_init: %s", curl_easy_strerror(es_curl_init_rc));
+	if (http_global_init(err, errlen) < 0) {
 		return NULL;
 	}
 	if (cfg->es_hosts.n == 0) {
-		set_err(err, errlen, "output.elasticsearch.hosts is empty");
+		http_set_err(err, errlen, "output.elasticsearch.hosts is empty");
 		return NULL;
 	}
 	c = hb_calloc(1, sizeof(*c));
@@ -994,7 +908,7 @@ struct es_client *es_client_new(const struct hb_config *cfg, char *err, size_t e
 
 		if (es_host_parse(cfg->es_hosts.v[i], proto, cfg->es_path, hs->url, sizeof(hs->url),
 				  msg, sizeof(msg)) < 0) {
-			set_err(err, errlen, "output.elasticsearch.hosts: %s", msg);
+			http_set_err(err, errlen, "output.elasticsearch.hosts: %s", msg);
 			goto fail;
 		}
 		hs->https = strncmp(hs->url, "https:", 6) == 0;
@@ -1005,14 +919,14 @@ struct es_client *es_client_new(const struct hb_config *cfg, char *err, size_t e
 	for (size_t i = 0; i < c->nhosts; i++) {
 		c->host[i].h = handle_new(c, &c->host[i]);
 		if (!c->host[i].h) {
-			set_err(err, errlen, "libcurl: cannot set up a handle for %s",
-				c->host[i].url);
+			http_set_err(err, errlen, "libcurl: cannot set up a handle for %s",
+				     c->host[i].url);
 			goto fail;
 		}
 	}
 	return c;
 oom:
-	set_err(err, errlen, "out of memory");
+	http_set_err(err, errlen, "out of memory");
 fail:
 	es_client_free(c);
 	return NULL;
@@ -1060,48 +974,13 @@ const char *es_client_error(const struct es_client *c)
 }
 
 /* libcurl result → errno. *transport: the host is to blame (fail over). */
+/* Out of memory is this agent's problem, not the host's: no failover for it. */
 static int map_curl_error(CURL *h, CURLcode rc, bool *transport)
 {
-	long oserr = 0;
+	int e = http_map_curl_error(h, rc);
 
-	*transport = true;
-	switch (rc) {
-	case CURLE_COULDNT_CONNECT:
-		curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &oserr);
-		if (oserr == EHOSTUNREACH || oserr == ENETUNREACH || oserr == ETIMEDOUT)
-			return -(int)oserr;
-		return -ECONNREFUSED;
-	case CURLE_COULDNT_RESOLVE_HOST:
-		return -EHOSTUNREACH;
-	case CURLE_OPERATION_TIMEDOUT:
-		return -ETIMEDOUT;
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CIPHER:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_ISSUER_ERROR:
-	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-	case CURLE_SSL_INVALIDCERTSTATUS:
-	case CURLE_SSL_CRL_BADFILE:
-	case CURLE_USE_SSL_FAILED:
-	case CURLE_WEIRD_SERVER_REPLY:
-	case CURLE_UNSUPPORTED_PROTOCOL:
-	case CURLE_HTTP2:
-		return -EPROTO;
-	case CURLE_GOT_NOTHING:
-	case CURLE_SEND_ERROR:
-	case CURLE_RECV_ERROR:
-	case CURLE_PARTIAL_FILE:
-		return -ECONNRESET;
-	case CURLE_BAD_CONTENT_ENCODING:
-		return -EBADMSG;
-	case CURLE_OUT_OF_MEMORY:
-		*transport = false;
-		return -ENOMEM;
-	default:
-		return -EIO;
-	}
+	*transport = e != -ENOMEM;
+	return e;
 }
 
 /* The chain of `hs` (CONNECT_ONLY: a handshake, nothing sent) → if a CA in it matches
@@ -1304,16 +1183,17 @@ int es_info(struct es_client *c, struct es_info *info, char *err, size_t errlen)
 	memset(info, 0, sizeof(*info));
 	rc = es_request(c, "GET", "/", NULL, NULL, 0, false, &r);
 	if (rc < 0) {
-		set_err(err, errlen, "GET /: %s", c->err[0] ? c->err : strerror(-rc));
+		http_set_err(err, errlen, "GET /: %s", c->err[0] ? c->err : strerror(-rc));
 		return rc;
 	}
 	if (r.status == 401 || r.status == 403) {
-		set_err(err, errlen, "GET / on %s: HTTP %d (check username/password or api_key)",
-			r.host, r.status);
+		http_set_err(err, errlen,
+			     "GET / on %s: HTTP %d (check username/password or api_key)", r.host,
+			     r.status);
 		return -EACCES;
 	}
 	if (r.status < 200 || r.status > 299) {
-		set_err(err, errlen, "GET / on %s: HTTP %d: %.200s", r.host, r.status, r.body);
+		http_set_err(err, errlen, "GET / on %s: HTTP %d: %.200s", r.host, r.status, r.body);
 		return -EIO;
 	}
 	rc = es_info_parse(r.body, r.len, r.elastic_product, info, err, errlen);

@@ -51,6 +51,7 @@
 #include "hostbeat/strbuf.h"
 #include "shipper/es.h"
 #include "shipper/kibana.h"
+#include "shipper/http.h"
 
 #ifndef HB_VERSION
 #define HB_VERSION "0.1.0" /* as core/main.c */
@@ -81,28 +82,6 @@ struct kb_client {
 	char curl_err[CURL_ERROR_SIZE];
 	struct metric *m_requests;
 };
-
-static pthread_once_t kb_curl_once = PTHREAD_ONCE_INIT;
-static CURLcode kb_curl_init_rc = CURLE_FAILED_INIT;
-
-static void kb_curl_init(void)
-{
-	kb_curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Copy at most size - 1 bytes of s, always NUL-terminated. */
 static void copy_str(char *dst, size_t size, const char *s)
@@ -159,7 +138,7 @@ int kibana_base_url(const char *host, const char *protocol, const char *path, ch
 		url[0] = '\0';
 	if (es_host_parse(host, protocol && *protocol ? protocol : "http", path ? path : "", tmp,
 			  sizeof(tmp), msg, sizeof(msg)) < 0) {
-		set_err(err, errlen, "setup.kibana.host: %s", msg);
+		http_set_err(err, errlen, "setup.kibana.host: %s", msg);
 		return -EINVAL;
 	}
 	if (spec_has_port(host)) {
@@ -179,7 +158,7 @@ int kibana_base_url(const char *host, const char *protocol, const char *path, ch
 	if (n < 0 || (size_t)n >= size) {
 		if (size)
 			url[0] = '\0';
-		set_err(err, errlen, "setup.kibana.host: URL too long");
+		http_set_err(err, errlen, "setup.kibana.host: URL too long");
 		return -EINVAL;
 	}
 	return 0;
@@ -212,33 +191,6 @@ int kibana_import_path(const char *space_id, char *out, size_t size)
 /* ---- /api/status ------------------------------------------------------------------------ */
 
 /* "8.15.0", "7.17.20", "9.1.0-SNAPSHOT" → major/minor/patch (patch may be absent). */
-static int parse_version(const char *s, int *major, int *minor, int *patch)
-{
-	int part[3] = {0, 0, 0}, np = 0;
-
-	while (np < 3) {
-		long v = 0;
-		int digits = 0;
-
-		while (*s >= '0' && *s <= '9' && digits < 7) {
-			v = v * 10 + (*s++ - '0');
-			digits++;
-		}
-		if (!digits || (*s >= '0' && *s <= '9'))
-			return -EINVAL;
-		part[np++] = (int)v;
-		if (*s != '.')
-			break;
-		s++;
-	}
-	if (np < 2 || (*s && *s != '-'))
-		return -EINVAL;
-	*major = part[0];
-	*minor = part[1];
-	*patch = part[2];
-	return 0;
-}
-
 /* A JSON object from body with nothing but whitespace after it, or NULL. */
 static struct json_object *parse_object(const char *body, size_t len)
 {
@@ -297,7 +249,7 @@ int kibana_status_parse(const char *body, size_t len, struct kibana_status *st, 
 	memset(st, 0, sizeof(*st));
 	root = parse_object(body, len);
 	if (!root) {
-		set_err(err, errlen, "/api/status: the answer is not a JSON object");
+		http_set_err(err, errlen, "/api/status: the answer is not a JSON object");
 		return -EBADMSG;
 	}
 	overall = get(get(root, "status", json_type_object), "overall", json_type_object);
@@ -311,7 +263,7 @@ int kibana_status_parse(const char *body, size_t len, struct kibana_status *st, 
 		st->ready = strcmp(state, "green") == 0;
 		level = state;
 	} else {
-		set_err(err, errlen, "/api/status: no status.overall.level or .state");
+		http_set_err(err, errlen, "/api/status: no status.overall.level or .state");
 		goto out;
 	}
 	copy_str(st->level, sizeof(st->level), level);
@@ -319,14 +271,15 @@ int kibana_status_parse(const char *body, size_t len, struct kibana_status *st, 
 	if (!number) {
 		/* Kibana 8 answers unauthenticated callers (status.allowAnonymous) with a
 		 * redacted status that has no version. */
-		set_err(err, errlen,
-			"/api/status: no version.number (a redacted anonymous answer? set "
-			"setup.kibana.username/password or api_key)");
+		http_set_err(err, errlen,
+			     "/api/status: no version.number (a redacted anonymous answer? set "
+			     "setup.kibana.username/password or api_key)");
 		goto out;
 	}
-	if (parse_version(number, &st->major, &st->minor, &st->patch) < 0 ||
+	if (http_version_parse(number, &st->major, &st->minor, &st->patch) < 0 ||
 	    strlen(number) >= sizeof(st->number)) {
-		set_err(err, errlen, "/api/status: cannot read version.number \"%.40s\"", number);
+		http_set_err(err, errlen, "/api/status: cannot read version.number \"%.40s\"",
+			     number);
 		goto out;
 	}
 	copy_str(st->number, sizeof(st->number), number);
@@ -351,12 +304,13 @@ int kibana_bundle_path(const char *dir, int major, int minor, char *path, size_t
 	} else if (major == 7 && minor >= 14) {
 		/* The 7.x bundle carries coreMigrationVersion 7.17.0: older Kibana refuses
 		 * every object as "from a more recent version". */
-		set_err(err, errlen,
-			"Kibana %d.%d is not supported: the dashboards need Kibana 7.17 or later",
-			major, minor);
+		http_set_err(
+		    err, errlen,
+		    "Kibana %d.%d is not supported: the dashboards need Kibana 7.17 or later",
+		    major, minor);
 		return -EOPNOTSUPP;
 	} else {
-		set_err(
+		http_set_err(
 		    err, errlen,
 		    "Kibana %d.%d is too old: loading dashboards needs Kibana 7.17 or later (the "
 		    "import API as Beats use it needs 7.14)",
@@ -367,7 +321,7 @@ int kibana_bundle_path(const char *dir, int major, int minor, char *path, size_t
 	if (n < 0 || (size_t)n >= size) {
 		if (size)
 			path[0] = '\0';
-		set_err(err, errlen, "setup.dashboards.directory: path too long");
+		http_set_err(err, errlen, "setup.dashboards.directory: path too long");
 		return -ENAMETOOLONG;
 	}
 	return 0;
@@ -517,12 +471,12 @@ int kibana_import_parse(const char *body, size_t len, struct kibana_report *rep,
 	rep->success_count = rep->error_count = rep->nfailures = 0;
 	root = parse_object(body, len);
 	if (!root) {
-		set_err(err, errlen, "import: the answer is not a JSON object");
+		http_set_err(err, errlen, "import: the answer is not a JSON object");
 		return -EBADMSG;
 	}
 	success = get(root, "success", json_type_boolean);
 	if (!success) {
-		set_err(err, errlen, "import: no boolean \"success\" in the answer");
+		http_set_err(err, errlen, "import: no boolean \"success\" in the answer");
 		goto out;
 	}
 	count = get(root, "successCount", json_type_int);
@@ -546,15 +500,16 @@ int kibana_import_parse(const char *body, size_t len, struct kibana_report *rep,
 		const struct kibana_failure *f = rep->nfailures ? &rep->failures[0] : NULL;
 
 		if (f)
-			set_err(
+			http_set_err(
 			    err, errlen,
 			    "import: %zu object(s) imported, %zu failed; first: %s \"%s\": %s%s%s",
 			    rep->success_count, rep->error_count, f->type, f->id,
 			    f->error_type[0] ? f->error_type : "error", f->detail[0] ? ": " : "",
 			    f->detail);
 		else
-			set_err(err, errlen, "import: success is false, %zu object(s) imported",
-				rep->success_count);
+			http_set_err(err, errlen,
+				     "import: success is false, %zu object(s) imported",
+				     rep->success_count);
 		rc = -EIO;
 	}
 out:
@@ -578,55 +533,11 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
-static int add_header(struct curl_slist **l, const char *line)
-{
-	struct curl_slist *n = curl_slist_append(*l, line);
-
-	if (!n)
-		return -ENOMEM;
-	*l = n;
-	return 0;
-}
-
 /* The configured CA files as one PEM text. */
 static int load_cas(const struct cfg_strlist *cas, struct strbuf *pem, char *err, size_t errlen)
 {
-	char buf[8192];
-
-	for (size_t i = 0; i < cas->n; i++) {
-		FILE *f = fopen(cas->v[i], "rb");
-		size_t start = pem->len, n;
-
-		if (!f) {
-			set_err(err, errlen, "setup.kibana.ssl.certificate_authorities: %s: %s",
-				cas->v[i], strerror(errno));
-			return -EINVAL;
-		}
-		while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
-			if (pem->len - start + n > KB_CA_FILE_MAX) {
-				fclose(f);
-				set_err(err, errlen,
-					"setup.kibana.ssl.certificate_authorities: %s: too big",
-					cas->v[i]);
-				return -EINVAL;
-			}
-			strbuf_append(pem, buf, n);
-		}
-		fclose(f);
-		strbuf_putc(pem, '\n');
-		if (pem->err) {
-			set_err(err, errlen, "out of memory");
-			return -ENOMEM;
-		}
-		if (!mem_find(pem->p + start, pem->len - start, "-----BEGIN CERTIFICATE-----",
-			      27)) {
-			set_err(err, errlen,
-				"setup.kibana.ssl.certificate_authorities: %s: no PEM certificate",
-				cas->v[i]);
-			return -EINVAL;
-		}
-	}
-	return 0;
+	return http_load_cas(cas, "setup.kibana.ssl.certificate_authorities", KB_CA_FILE_MAX, pem,
+			     err, errlen);
 }
 
 #define SETOPT(h, opt, val) (curl_easy_setopt((h), (opt), (val)) == CURLE_OK)
@@ -648,7 +559,7 @@ static int set_tls(struct kb_client *c, const struct hb_config *cfg, char *err, 
 	} else if (strcmp(mode, "full") == 0 || strcmp(mode, "strict") == 0) {
 		verify = KB_VERIFY_FULL;
 	} else {
-		set_err(
+		http_set_err(
 		    err, errlen,
 		    "setup.kibana.ssl.verification_mode \"%s\": full, strict, certificate or none",
 		    mode);
@@ -661,7 +572,7 @@ static int set_tls(struct kb_client *c, const struct hb_config *cfg, char *err, 
 	if (rc == 0 &&
 	    !(SETOPT(c->h, CURLOPT_SSL_VERIFYPEER, verify != KB_VERIFY_NONE ? 1L : 0L) &&
 	      SETOPT(c->h, CURLOPT_SSL_VERIFYHOST, verify == KB_VERIFY_FULL ? 2L : 0L))) {
-		set_err(err, errlen, "libcurl: cannot set the TLS options");
+		http_set_err(err, errlen, "libcurl: cannot set the TLS options");
 		rc = -ENOMEM;
 	}
 	if (rc == 0 && pem.len) {
@@ -670,7 +581,7 @@ static int set_tls(struct kb_client *c, const struct hb_config *cfg, char *err, 
 		/* only the configured CAs are trusted, as in Beats */
 		if (!SETOPT(c->h, CURLOPT_CAINFO_BLOB, &blob) ||
 		    !SETOPT(c->h, CURLOPT_CAPATH, (char *)NULL)) {
-			set_err(err, errlen, "libcurl: cannot set the CA bundle");
+			http_set_err(err, errlen, "libcurl: cannot set the CA bundle");
 			rc = -ENOMEM;
 		}
 	}
@@ -698,14 +609,12 @@ static struct kb_client *client_new(const struct hb_config *cfg, const char *age
 	size_t asize;
 	int rc;
 
-	pthread_once(&kb_curl_once, kb_curl_init);
-	if (kb_curl_init_rc != CURLE_OK) {
-		set_err(err, errlen, "curl_global_init: %s", curl_easy_strerror(kb_curl_init_rc));
+	if (http_global_init(err, errlen) < 0) {
 		return NULL;
 	}
 	c = hb_calloc(1, sizeof(*c));
 	if (!c) {
-		set_err(err, errlen, "out of memory");
+		http_set_err(err, errlen, "out of memory");
 		return NULL;
 	}
 	strbuf_init(&c->body);
@@ -728,11 +637,12 @@ static struct kb_client *client_new(const struct hb_config *cfg, const char *age
 		char msg[256];
 
 		copy_str(msg, sizeof(msg), err);
-		set_err(err, errlen, "setup.kibana: %s", msg);
+		http_set_err(err, errlen, "setup.kibana: %s", msg);
 		goto fail;
 	}
-	if (add_header(&c->headers, "Accept: application/json") < 0 ||
-	    add_header(&c->headers, "Expect:") < 0 || (rc > 0 && add_header(&c->headers, auth) < 0))
+	if (http_add_header(&c->headers, "Accept: application/json") < 0 ||
+	    http_add_header(&c->headers, "Expect:") < 0 ||
+	    (rc > 0 && http_add_header(&c->headers, auth) < 0))
 		goto oom;
 
 	c->h = curl_easy_init();
@@ -745,7 +655,7 @@ static struct kb_client *client_new(const struct hb_config *cfg, const char *age
 	      SETOPT(c->h, CURLOPT_USERAGENT, ua) && SETOPT(c->h, CURLOPT_ACCEPT_ENCODING, "") &&
 	      SETOPT(c->h, CURLOPT_WRITEFUNCTION, on_body) && SETOPT(c->h, CURLOPT_WRITEDATA, c) &&
 	      SETOPT(c->h, CURLOPT_ERRORBUFFER, c->curl_err))) {
-		set_err(err, errlen, "libcurl: cannot set up a handle");
+		http_set_err(err, errlen, "libcurl: cannot set up a handle");
 		goto fail;
 	}
 	if (set_tls(c, cfg, err, errlen) < 0)
@@ -754,7 +664,7 @@ static struct kb_client *client_new(const struct hb_config *cfg, const char *age
 	hb_free(auth);
 	return c;
 oom:
-	set_err(err, errlen, "out of memory");
+	http_set_err(err, errlen, "out of memory");
 fail:
 	if (auth) {
 		memset(auth, 0, asize);
@@ -765,44 +675,6 @@ fail:
 }
 
 /* libcurl result → errno (as es.c). */
-static int map_curl_error(CURL *h, CURLcode rc)
-{
-	long oserr = 0;
-
-	switch (rc) {
-	case CURLE_COULDNT_CONNECT:
-		curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &oserr);
-		if (oserr == EHOSTUNREACH || oserr == ENETUNREACH || oserr == ETIMEDOUT)
-			return -(int)oserr;
-		return -ECONNREFUSED;
-	case CURLE_COULDNT_RESOLVE_HOST:
-		return -EHOSTUNREACH;
-	case CURLE_OPERATION_TIMEDOUT:
-		return -ETIMEDOUT;
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CIPHER:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_ISSUER_ERROR:
-	case CURLE_USE_SSL_FAILED:
-	case CURLE_WEIRD_SERVER_REPLY:
-	case CURLE_UNSUPPORTED_PROTOCOL:
-		return -EPROTO;
-	case CURLE_GOT_NOTHING:
-	case CURLE_SEND_ERROR:
-	case CURLE_RECV_ERROR:
-	case CURLE_PARTIAL_FILE:
-		return -ECONNRESET;
-	case CURLE_BAD_CONTENT_ENCODING:
-		return -EBADMSG;
-	case CURLE_OUT_OF_MEMORY:
-		return -ENOMEM;
-	default:
-		return -EIO;
-	}
-}
-
 /* One request. extra: more header lines (NULL-terminated array, may be NULL). 0 with
  * *status and the answer in c->body, or a negative errno with the reason in msg. */
 static int kb_request(struct kb_client *c, const char *method, const char *path,
@@ -823,7 +695,7 @@ static int kb_request(struct kb_client *c, const char *method, const char *path,
 	strbuf_puts(&c->url, path);
 	strbuf_reset(&c->body);
 	if (c->url.err || !SETOPT(c->h, CURLOPT_URL, strbuf_cstr(&c->url))) {
-		set_err(msg, msglen, "out of memory");
+		http_set_err(msg, msglen, "out of memory");
 		return -ENOMEM;
 	}
 	/* per-request header nodes chained in front of the fixed list, no allocation */
@@ -848,19 +720,19 @@ static int kb_request(struct kb_client *c, const char *method, const char *path,
 		*status = (int)code;
 		strbuf_cstr(&c->body);
 		if (c->body.err) {
-			set_err(msg, msglen, "out of memory for the answer");
+			http_set_err(msg, msglen, "out of memory for the answer");
 			return -ENOMEM;
 		}
 		return 0;
 	}
 	if (crc == CURLE_WRITE_ERROR && (c->over_cap || c->body.err)) {
-		set_err(msg, msglen, "%s %s%s: %s", method, c->base, path,
-			c->over_cap ? "answer too big" : "out of memory for the answer");
+		http_set_err(msg, msglen, "%s %s%s: %s", method, c->base, path,
+			     c->over_cap ? "answer too big" : "out of memory for the answer");
 		return c->over_cap ? -EFBIG : -ENOMEM;
 	}
-	rc = map_curl_error(c->h, crc);
-	set_err(msg, msglen, "%s %s%s: %s", method, c->base, path,
-		c->curl_err[0] ? c->curl_err : curl_easy_strerror(crc));
+	rc = http_map_curl_error(c->h, crc);
+	http_set_err(msg, msglen, "%s %s%s: %s", method, c->base, path,
+		     c->curl_err[0] ? c->curl_err : curl_easy_strerror(crc));
 	return rc;
 }
 
@@ -928,23 +800,24 @@ static int wait_ready(struct kb_client *c, uint64_t timeout_ns, struct kibana_re
 		rep->status_polls++;
 		if (rc == -EPROTO || rc == -ENOMEM) {
 			/* TLS set-up or verification: waiting does not fix it */
-			set_err(err, errlen, "%s", msg);
+			http_set_err(err, errlen, "%s", msg);
 			return rc;
 		}
 		if (rc < 0) {
 			copy_str(last, sizeof(last), msg);
 		} else if (status == 401 || status == 403) {
 			answer_message(c, msg, sizeof(msg));
-			set_err(err, errlen,
-				"GET %s/api/status: HTTP %d (check setup.kibana.username/password "
-				"or api_key): %.200s",
-				c->base, status, msg);
+			http_set_err(
+			    err, errlen,
+			    "GET %s/api/status: HTTP %d (check setup.kibana.username/password "
+			    "or api_key): %.200s",
+			    c->base, status, msg);
 			return -EACCES;
 		} else if (status == 404) {
-			set_err(err, errlen,
-				"GET %s/api/status: HTTP 404: no Kibana API there (check "
-				"setup.kibana.host and setup.kibana.path)",
-				c->base);
+			http_set_err(err, errlen,
+				     "GET %s/api/status: HTTP 404: no Kibana API there (check "
+				     "setup.kibana.host and setup.kibana.path)",
+				     c->base);
 			return -ENOENT;
 		} else {
 			int prc = kibana_status_parse(c->body.p, c->body.len, st, msg, sizeof(msg));
@@ -975,8 +848,9 @@ static int wait_ready(struct kb_client *c, uint64_t timeout_ns, struct kibana_re
 		}
 		now = clock_mono_ns();
 		if (now >= deadline) {
-			set_err(err, errlen, "Kibana at %s not ready after %llu s; last: %s",
-				c->base, (unsigned long long)((now - start) / NS_PER_SEC), last);
+			http_set_err(err, errlen, "Kibana at %s not ready after %llu s; last: %s",
+				     c->base, (unsigned long long)((now - start) / NS_PER_SEC),
+				     last);
 			return -ETIMEDOUT;
 		}
 		left_ms = ms_until(now, deadline);
@@ -994,27 +868,27 @@ static int read_bundle(const char *path, struct strbuf *out, char *err, size_t e
 
 	if (!f) {
 		rc = errno == ENOENT ? -ENOENT : -EINVAL;
-		set_err(err, errlen, "dashboards bundle %s: %s", path, strerror(errno));
+		http_set_err(err, errlen, "dashboards bundle %s: %s", path, strerror(errno));
 		return rc;
 	}
 	while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
 		if (n > KIBANA_BUNDLE_MAX - out->len) {
-			set_err(err, errlen, "dashboards bundle %s: over %lu MiB", path,
-				KIBANA_BUNDLE_MAX >> 20);
+			http_set_err(err, errlen, "dashboards bundle %s: over %lu MiB", path,
+				     KIBANA_BUNDLE_MAX >> 20);
 			rc = -EFBIG;
 			break;
 		}
 		strbuf_append(out, buf, n);
 	}
 	if (!rc && ferror(f)) {
-		set_err(err, errlen, "dashboards bundle %s: read error", path);
+		http_set_err(err, errlen, "dashboards bundle %s: read error", path);
 		rc = -EIO;
 	}
 	fclose(f);
 	if (!rc && out->len && out->p[out->len - 1] != '\n')
 		strbuf_putc(out, '\n'); /* Kibana splits on \n; end the last object too */
 	if (!rc && out->err) {
-		set_err(err, errlen, "out of memory");
+		http_set_err(err, errlen, "out of memory");
 		rc = -ENOMEM;
 	}
 	return rc;
@@ -1046,7 +920,7 @@ static int import(struct kb_client *c, const char *path, const char *ctype,
 				&status, msg, sizeof(msg));
 		rep->import_attempts++;
 		if (rc < 0) {
-			set_err(err, errlen, "%s", msg);
+			http_set_err(err, errlen, "%s", msg);
 			if (!retry_transport(rc))
 				return rc;
 			log_warn(KB_LOG, "import: %s (attempt %d of %d)", msg, attempt + 1,
@@ -1057,7 +931,7 @@ static int import(struct kb_client *c, const char *path, const char *ctype,
 			return kibana_import_parse(c->body.p, c->body.len, rep, err, errlen);
 		answer_message(c, msg, sizeof(msg));
 		if (status == 401 || status == 403) {
-			set_err(
+			http_set_err(
 			    err, errlen,
 			    "POST %s%s: HTTP %d (the user needs the saved objects privileges of "
 			    "Kibana): %.200s",
@@ -1065,13 +939,13 @@ static int import(struct kb_client *c, const char *path, const char *ctype,
 			return -EACCES;
 		}
 		if (status == 413) {
-			set_err(err, errlen,
-				"POST %s%s: HTTP 413: the bundle (%zu bytes) is over "
-				"savedObjects.maxImportPayloadBytes (or a proxy's limit)",
-				c->base, path, body->len);
+			http_set_err(err, errlen,
+				     "POST %s%s: HTTP 413: the bundle (%zu bytes) is over "
+				     "savedObjects.maxImportPayloadBytes (or a proxy's limit)",
+				     c->base, path, body->len);
 			return -EFBIG;
 		}
-		set_err(err, errlen, "POST %s%s: HTTP %d: %.300s", c->base, path, status, msg);
+		http_set_err(err, errlen, "POST %s%s: HTTP %d: %.300s", c->base, path, status, msg);
 		if (status < 500 && status != 429)
 			return -EIO;
 		log_warn(KB_LOG, "import: HTTP %d (attempt %d of %d)", status, attempt + 1,
@@ -1096,9 +970,10 @@ int kibana_load_dashboards(const struct hb_config *cfg, const char *agent_versio
 	strbuf_init(&bundle);
 	strbuf_init(&body);
 	if (kibana_import_path(cfg->kibana_space_id, path, sizeof(path)) < 0) {
-		set_err(err, errlen,
-			"setup.kibana.space.id \"%.100s\": lower-case letters, digits, '_' and '-'",
-			cfg->kibana_space_id);
+		http_set_err(
+		    err, errlen,
+		    "setup.kibana.space.id \"%.100s\": lower-case letters, digits, '_' and '-'",
+		    cfg->kibana_space_id);
 		rc = -EINVAL;
 		goto out;
 	}
@@ -1119,7 +994,7 @@ int kibana_load_dashboards(const struct hb_config *cfg, const char *agent_versio
 		goto out;
 	rep->objects = kibana_bundle_count(bundle.p, bundle.len);
 	if (rep->objects == 0) {
-		set_err(err, errlen, "dashboards bundle %s: no saved objects", rep->bundle);
+		http_set_err(err, errlen, "dashboards bundle %s: no saved objects", rep->bundle);
 		rc = -EBADMSG;
 		goto out;
 	}
@@ -1127,7 +1002,7 @@ int kibana_load_dashboards(const struct hb_config *cfg, const char *agent_versio
 	if (rc == 0)
 		rc = kibana_multipart_build(boundary, bundle.p, bundle.len, &body);
 	if (rc < 0) {
-		set_err(err, errlen, "import body: %s", strerror(-rc));
+		http_set_err(err, errlen, "import body: %s", strerror(-rc));
 		goto out;
 	}
 	snprintf(ctype, sizeof(ctype), "Content-Type: multipart/form-data; boundary=%s", boundary);
