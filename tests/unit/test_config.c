@@ -987,6 +987,47 @@ static void test_alloc_failures(void **state)
 	cfg_free(&c);
 }
 
+/* The keys this issue's outputs and sampler added: their bad forms are file:line:col
+ * errors, and their good forms land in the struct. */
+static void test_es_topbeat_keys(void **state)
+{
+	struct hb_config c;
+
+	(void)state;
+	expect_error("output.elasticsearch:\n  hosts: [x]\n  index: Packetbeat-%{+yyyy}\n", NULL, 0,
+		     "t.yml:3:10: ", "lowercase");
+	expect_error("output.elasticsearch:\n  hosts: [x]\n  index: 'p-%{+YYYY.MM.dd}'\n", NULL, 0,
+		     "t.yml:3:10: ", "yyyy");
+	expect_error("queue.spool.fsync: sometimes\n", NULL, 0, "t.yml:1:", "always, batch, never");
+	expect_error("output.elasticsearch:\n  hosts: [x]\n  ssl.verification_mode: maybe\n", NULL,
+		     0, "t.yml:3:", "full, strict, certificate, none");
+	expect_error("output.elasticsearch:\n  hosts: [x]\n  headers:\n    'Bad Name': v\n", NULL,
+		     0, "t.yml:4:", "bad HTTP header");
+	expect_error("output.elasticsearch:\n  hosts: [x]\n  compression_level: 10\n", NULL, 0,
+		     "t.yml:3:", "compression_level");
+	expect_error("topbeat:\n  stats.system: false\n  stats.process: false\n"
+		     "  stats.filesystem: false\n  stats.container: false\n",
+		     NULL, 0, "t.yml:", "at least one of");
+	expect_error("topbeat.period: 10ms\n", NULL, 0, "t.yml:1:", "topbeat.period");
+	expect_error("topbeat.stats.cpu: true\n", NULL, 0, "t.yml:1:", "unknown key");
+
+	load_ok("output.elasticsearch:\n  hosts: ['https://a:9200', b]\n  api_key: 'id:key'\n"
+		"  headers:\n    X-Team: net\n  topbeat_index: 'sys-%{+yyyy.MM}'\n"
+		"queue.spool.fsync: always\ntopbeat.procs: ['^nginx$']\n"
+		"topbeat.enabled: true\npacketbeat.enabled: false\n",
+		NULL, 0, &c);
+	assert_true(c.es_enabled);
+	assert_int_equal(c.es_hosts.n, 2);
+	assert_int_equal(c.es_headers.n, 1);
+	assert_string_equal(c.es_headers.v[0], "X-Team: net");
+	assert_string_equal(c.es_topbeat_index, "sys-%{+yyyy.MM}");
+	assert_string_equal(c.spool_fsync, "always");
+	assert_int_equal(c.procs.n, 1);
+	assert_false(c.packetbeat_enabled);
+	assert_int_equal(c.es_bulk_max_size, 1600);
+	cfg_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1014,6 +1055,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_duration),
 	    cmocka_unit_test(test_parse_size),
 	    cmocka_unit_test(test_alloc_failures),
+	    cmocka_unit_test(test_es_topbeat_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
