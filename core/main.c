@@ -8,7 +8,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
-#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,19 +319,6 @@ static void publish_self_metrics(struct ev_sink *sink)
 	ev_publish(sink, ev);
 }
 
-/* The process metricset keeps each tracked process's stat/statm/fd open between
- * samples (within half the soft limit): raise the soft limit to the hard one. */
-static void raise_nofile_limit(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-			log_debug("main", "cannot raise the open-file limit: %s", strerror(errno));
-	}
-}
-
 /* A file replay runs in the main thread and the shipper may take long to drain (an
  * output that is down): this thread turns SIGINT/SIGTERM into "stop reading, give
  * the shipper shutdown_timeout, spool the rest". SIGUSR1 from main ends it. */
@@ -543,7 +529,6 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	log_info("main", "hostbeat %s starting (config %s)", HB_VERSION, cfg.path);
-	raise_nofile_limit();
 	clock_init(&clock, cfg.pcap_file != NULL);
 	pool = ev_pool_new(cfg.queue_events + cfg.max_pending_total, cfg.max_event_bytes, 4096);
 	if (!pool) {

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -175,6 +176,20 @@ static int add_set(struct sys_sampler *s, const struct sys_metricset *ms)
 	return 0;
 }
 
+/* The process metricset keeps each tracked process's stat/statm/fd open between
+ * samples, within half the soft open-file limit (sized when it is created): raise
+ * the soft limit to the hard one first. Needs no privilege. */
+static void raise_nofile_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_debug("sys", "cannot raise the open-file limit: %s", strerror(errno));
+	}
+}
+
 struct sys_sampler *sys_sampler_new(const struct hb_config *cfg, struct ev_sink *sink)
 {
 	struct sys_sampler *s = hb_calloc(1, sizeof(*s));
@@ -183,6 +198,7 @@ struct sys_sampler *sys_sampler_new(const struct hb_config *cfg, struct ev_sink 
 
 	if (!s)
 		return NULL;
+	raise_nofile_limit();
 	s->cfg = cfg;
 	s->stat = (struct sys_file)SYS_FILE_INIT("proc/stat");
 	s->meminfo = (struct sys_file)SYS_FILE_INIT("proc/meminfo");

@@ -66,18 +66,11 @@ int main(int argc, char **argv)
 	struct cfg_error err;
 	struct enc_sink es;
 	struct sys_sampler *s;
-	struct rlimit rl;
 	double *t;
 	int rc = 1;
 
 	if (rounds < 1 || rounds > 1000)
 		rounds = 5;
-	/* as the agent does at start (core/main.c): the process metricset keeps each
-	 * tracked process's files open within half the soft limit */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
 	snprintf(yaml, sizeof(yaml), "packetbeat.enabled: false\ntopbeat.period: 10s\n");
 	snprintf(override, sizeof(override), "topbeat.hostfs=%s", hostfs);
 	if (cfg_load_string(yaml, "sys_bench", ov, 1, &cfg, &err) != 0) {
