@@ -264,9 +264,11 @@ def findings(table):
     if not os.path.exists(HOSTBEAT):
         pytest.fail("binary %s not built" % HOSTBEAT)
     f = Findings(table)
+    f.absent = []  # golden captures not on this machine (../shared/pcaps is optional)
     jobs = []
     for name, pcap, overrides in golden_cases():
         if not os.path.exists(pcap):
+            f.absent.append(pcap)
             continue  # the golden test reports the missing capture
         for legacy in (False, True):
             jobs.append((name, pcap, overrides + ["legacy_fields=%s" % str(legacy).lower()], legacy))
@@ -322,6 +324,13 @@ def test_legacy_names_only_with_legacy_fields(findings):
 
 def test_every_entry_is_reached_or_rare(findings, table):
     assert findings.docs > 0
+    gone = [p for p in findings.absent if not os.path.isdir(os.path.dirname(p))]
+    if gone:
+        # Some entries are only reached by Packetbeat's captures (DNSSEC answers, raw
+        # request/response text): without their directory (../shared/pcaps, optional)
+        # judging the table would blame it wrongly. Single missing files still count.
+        pytest.skip("%d golden capture(s) absent with their directory (e.g. %s): table "
+                    "reachability is checked only with them" % (len(gone), gone[0]))
     rare_hit = sorted(e["path"] for e in table.entries if e["rare"] and e["path"] in findings.reached)
     print("\n%d documents, %d leaf paths, %d/%d table entries reached; rare entries reached: %s"
           % (findings.docs, len(findings.leaf_paths), len(findings.reached), len(table.entries),
