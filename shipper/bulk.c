@@ -27,13 +27,14 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <zlib.h>
+#include <libdeflate.h>
+#include <pthread.h>
 
 #include "hostbeat/mem.h"
 #include "shipper/bulk.h"
 
 #define NS_PER_SEC_I 1000000000LL
-#define BULK_MAX_BODY (1UL << 30) /* zlib takes uInt lengths; ES' own cap is 2 GiB */
+#define BULK_MAX_BODY (1UL << 30) /* ES' own cap is 2 GiB */
 
 /* ---- index names ------------------------------------------------------------ */
 
@@ -358,30 +359,25 @@ struct bulk_batch {
 	size_t n, cap;
 	size_t max_docs, max_bytes;
 	int level;
-	bool z_ready;
-	z_stream z;
-	struct strbuf gz; /* the last compressed payload */
+	struct libdeflate_compressor *z; /* made at the first compressed payload */
+	struct strbuf gz;                /* the last compressed payload */
 };
 
-static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
+/* libdeflate's allocations go through mem.h too (failure injection). */
+static void deflate_alloc_init(void)
 {
-	(void)opaque;
-	return hb_calloc(items, size);
-}
-
-static void z_free(voidpf opaque, voidpf p)
-{
-	(void)opaque;
-	hb_free(p);
+	libdeflate_set_memory_allocator(hb_malloc, hb_free);
 }
 
 struct bulk_batch *bulk_batch_new(size_t max_docs, size_t max_bytes, int compression_level)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct bulk_batch *b;
 
 	if (!max_docs || !max_bytes || max_bytes > BULK_MAX_BODY || compression_level < 0 ||
 	    compression_level > 9)
 		return NULL;
+	pthread_once(&once, deflate_alloc_init);
 	b = hb_calloc(1, sizeof(*b));
 	if (!b)
 		return NULL;
@@ -397,8 +393,7 @@ void bulk_batch_free(struct bulk_batch *b)
 {
 	if (!b)
 		return;
-	if (b->z_ready)
-		deflateEnd(&b->z);
+	libdeflate_free_compressor(b->z);
 	strbuf_free(&b->body);
 	strbuf_free(&b->gz);
 	hb_free(b->item);
@@ -544,9 +539,7 @@ const char *bulk_batch_raw(const struct bulk_batch *b)
 int bulk_batch_payload(struct bulk_batch *b, size_t from, size_t to, struct bulk_payload *out)
 {
 	const char *raw;
-	size_t raw_len;
-	uLong bound;
-	int zr;
+	size_t raw_len, bound;
 
 	if (!b || !out || from >= to || to > b->n)
 		return -EINVAL;
@@ -559,30 +552,19 @@ int bulk_batch_payload(struct bulk_batch *b, size_t from, size_t to, struct bulk
 		out->len = raw_len;
 		return 0;
 	}
-	if (!b->z_ready) {
-		b->z.zalloc = z_alloc;
-		b->z.zfree = z_free;
-		b->z.opaque = Z_NULL;
-		/* windowBits 15 + 16: a gzip wrapper, as Content-Encoding: gzip wants */
-		if (deflateInit2(&b->z, b->level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-		    Z_OK)
+	if (!b->z) {
+		b->z = libdeflate_alloc_compressor(b->level);
+		if (!b->z)
 			return -ENOMEM;
-		b->z_ready = true;
-	} else if (deflateReset(&b->z) != Z_OK) {
-		return -EIO;
 	}
-	bound = deflateBound(&b->z, (uLong)raw_len);
+	bound = libdeflate_gzip_compress_bound(b->z, raw_len);
 	strbuf_reset(&b->gz);
 	if (strbuf_grow(&b->gz, bound) < 0)
 		return -ENOMEM;
-	b->z.next_in = (Bytef *)(uintptr_t)raw; /* zlib's API is not const; it only reads */
-	b->z.avail_in = (uInt)raw_len;
-	b->z.next_out = (Bytef *)b->gz.p;
-	b->z.avail_out = (uInt)bound;
-	zr = deflate(&b->z, Z_FINISH); /* one call: the output has deflateBound() room */
-	if (zr != Z_STREAM_END)
-		return zr == Z_MEM_ERROR ? -ENOMEM : -EIO;
-	b->gz.len = (size_t)b->z.total_out;
+	/* one call; the output has the bound's room, so 0 (no room) cannot happen */
+	b->gz.len = libdeflate_gzip_compress(b->z, raw, raw_len, b->gz.p, bound);
+	if (!b->gz.len)
+		return -EIO;
 	out->p = b->gz.p;
 	out->len = b->gz.len;
 	return 0;
