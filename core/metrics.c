@@ -2,6 +2,7 @@
 #include "hostbeat/metrics.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,14 +16,41 @@ static struct metric registry[METRICS_MAX];
 static _Atomic size_t registered;
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Name → registry index + 1 (0 = empty), open addressing: parsers look counters up
+ * once per connection, so a lookup is one hash, not a strcmp per counter. Slots
+ * are only ever filled (under the lock, after the registry entry). */
+#define INDEX_SLOTS (2 * METRICS_MAX)
+static _Atomic uint16_t index_slot[INDEX_SLOTS];
+
+static size_t name_hash(const char *name)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (; *name; name++)
+		h = (h ^ (uint8_t)*name) * 16777619u;
+	return h % INDEX_SLOTS;
+}
+
 static struct metric *lookup(const char *name)
 {
-	size_t n = atomic_load(&registered);
+	size_t i = name_hash(name);
+	unsigned v;
 
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(registry[i].name, name) == 0)
-			return &registry[i];
+	while ((v = atomic_load_explicit(&index_slot[i], memory_order_acquire)) != 0) {
+		if (strcmp(registry[v - 1].name, name) == 0)
+			return &registry[v - 1];
+		i = (i + 1) % INDEX_SLOTS;
+	}
 	return NULL;
+}
+
+static void index_add(size_t n)
+{
+	size_t i = name_hash(registry[n].name);
+
+	while (atomic_load_explicit(&index_slot[i], memory_order_relaxed) != 0)
+		i = (i + 1) % INDEX_SLOTS; /* INDEX_SLOTS > METRICS_MAX: a free slot exists */
+	atomic_store_explicit(&index_slot[i], (uint16_t)(n + 1), memory_order_release);
 }
 
 static struct metric *register_metric(const char *name, bool gauge)
@@ -52,6 +80,7 @@ static struct metric *register_metric(const char *name, bool gauge)
 	atomic_store(&m->value, 0);
 	m->reported = 0;
 	atomic_store(&registered, n + 1); /* publish after the slot is filled */
+	index_add(n);
 out:
 	pthread_mutex_unlock(&registry_lock);
 	return m;
