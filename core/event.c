@@ -384,11 +384,17 @@ void ev_remove(struct event *ev, const char *key)
 	ev->nfields = (uint16_t)out;
 }
 
-/* key is one of keys[0, n): the same static string mostly, else equal text. */
+/* key is one of keys[0, n): the same static string mostly (one pointer pass), else
+ * equal text. */
 static bool key_in(const char *key, const char *const *keys, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (key == keys[i] || (key[0] == keys[i][0] && strcmp(key, keys[i]) == 0))
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (key == keys[i])
+			return true;
+	for (i = 0; i < n; i++)
+		if (key[0] == keys[i][0] && strcmp(key, keys[i]) == 0)
 			return true;
 	return false;
 }
