@@ -17,14 +17,10 @@ the Kibana double received the dashboards. stdlib only; needs root.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
-
-import pytest
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

@@ -21,21 +21,16 @@ with packetbeat.enabled: false and only the filesystem metricset, topbeat.period
 
 from __future__ import annotations
 
-import glob
-import json
-import os
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
+from sysagent import Agent as SysAgent
+from sysagent import agent_or_skip, by_timestamp, get
 
 # Tolerance, stated once: 16 MiB or 1 % of the larger value, for used and avail
 # (the size is compared exactly).
@@ -45,90 +40,33 @@ IGNORED = {"proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "overlay", 
            "tracefs", "debugfs", "securityfs", "autofs", "binfmt_misc", "bpf"}
 
 
-def hostbeat_path():
-    p = Path(os.environ.get("HOSTBEAT", REPO / "hostbeat"))
-    if not p.is_absolute():
-        p = (Path.cwd() / p).resolve()
-    return p
-
-
-def get(ev, dotted):
-    cur = ev
-    for part in dotted.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            return None
-        cur = cur[part]
-    return cur
-
-
 def close(a, b):
     return abs(a - b) <= max(FS_TOL_BYTES, FS_TOL_FRAC * max(a, b))
 
 
-class Agent:
+class Agent(SysAgent):
     """hostbeat with only the filesystem metricset, sampling every second."""
 
     def __init__(self, extra_cfg=""):
-        self.dir = tempfile.mkdtemp(prefix="hb-fs.")
-        cfg = Path(self.dir, "beats.yml")
-        cfg.write_text(
-            "packetbeat.enabled: false\n"
-            "topbeat.period: 1s\n"
-            "topbeat.stats.system: false\n"
-            "topbeat.stats.process: false\n"
-            "topbeat.stats.container: false\n"
-            "topbeat.stats.filesystem: true\n"
-            f"output.file.path: {self.dir}/out\n"
-            "logging.level: info\n" + extra_cfg)
-        self.log = open(Path(self.dir, "hb.log"), "w+")
-        self.proc = subprocess.Popen([str(hostbeat_path()), "-c", str(cfg), "-e"],
-                                     stdout=subprocess.DEVNULL, stderr=self.log)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.flush()
-
-    def log_text(self):
-        self.log.seek(0)
-        return self.log.read()
+        super().__init__("topbeat.stats.system: false\n"
+                         "topbeat.stats.process: false\n"
+                         "topbeat.stats.container: false\n"
+                         "topbeat.stats.filesystem: true\n" + extra_cfg, prefix="hb-fs.")
 
     def last_sample(self):
         """The events of the newest system.filesystem sample."""
-        evs = []
-        for f in sorted(glob.glob(f"{self.dir}/out/*")):
-            with open(f) as fh:
-                evs += [json.loads(line) for line in fh if line.strip()]
-        by = {}
-        for e in evs:
-            if get(e, "event.dataset") == "system.filesystem":
-                by.setdefault(e["@timestamp"], []).append(e)
-        if not by:
+        samples = by_timestamp(self.events(), "system.filesystem")
+        if not samples:
             log = self.log_text()
             if "sampling" not in log:
                 pytest.skip("this agent binary does not run the topbeat sampler yet")
             raise AssertionError("no system.filesystem event; log:\n" + log[-2000:])
-        return by[max(by)]
-
-    def close(self):
-        self.stop()
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        return samples[-1]
 
 
 @pytest.fixture(scope="module")
 def agent_bin():
-    p = hostbeat_path()
-    if not os.access(p, os.X_OK):
-        pytest.skip(f"no agent binary at {p} (make all)")
-    if sys.platform != "linux":
-        pytest.skip("Linux /proc only")
-    return p
+    return agent_or_skip()
 
 
 def run_agent(extra_cfg=""):

@@ -16,22 +16,16 @@ file output into a temp dir, and is stopped with SIGTERM. stdlib only.
 from __future__ import annotations
 
 import datetime
-import glob
-import json
 import os
 import pwd
 import re
-import signal
 import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
+from sysagent import Agent as SysAgent
+from sysagent import agent_or_skip, by_timestamp, get
 
 TOPBEAT_NAME = re.compile(r"^topbeat-\d{4}\.\d{2}\.\d{2}\.ndjson$")
 N_SLEEPERS = 200
@@ -45,82 +39,19 @@ MEM_TOL_FRAC = 0.05
 CPU_TOL = 0.15
 
 
-def hostbeat_path():
-    p = Path(os.environ.get("HOSTBEAT", REPO / "hostbeat"))
-    if not p.is_absolute():
-        p = (Path.cwd() / p).resolve()
-    return p
-
-
-def get(ev, dotted):
-    cur = ev
-    for part in dotted.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            return None
-        cur = cur[part]
-    return cur
-
-
-class Agent:
-    """hostbeat sampling this host every second into a temp dir."""
-
-    def __init__(self, extra=()):
-        self.dir = tempfile.mkdtemp(prefix="hb-sys.")
-        cfg = Path(self.dir, "beats.yml")
-        cfg.write_text(
-            "packetbeat.enabled: false\n"
-            "topbeat.period: 1s\n"
-            f"output.file.path: {self.dir}/out\n"
-            "logging.level: info\n")
-        argv = [str(hostbeat_path()), "-c", str(cfg), "-e", *extra]
-        self.log = open(Path(self.dir, "hb.log"), "w+")
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=self.log)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.flush()
-
-    def events(self):
-        out = []
-        for f in sorted(glob.glob(f"{self.dir}/out/*")):
-            assert TOPBEAT_NAME.match(os.path.basename(f)) or "hostbeat-metrics" in f, f
-            with open(f) as fh:
-                out += [json.loads(line) for line in fh if line.strip()]
-        return [e for e in out if str(get(e, "event.dataset") or "").startswith("system.")]
-
-    def log_text(self):
-        self.log.seek(0)
-        return self.log.read()
-
-    def close(self):
-        self.stop()
-        self.log.close()
-        subprocess.run(["rm", "-rf", self.dir])
-
-
-def samples(events, dataset):
-    """Events of one dataset grouped by @timestamp, in time order."""
-    by = {}
-    for e in events:
-        if get(e, "event.dataset") == dataset:
-            by.setdefault(e["@timestamp"], []).append(e)
-    return [by[k] for k in sorted(by)]
-
-
 @pytest.fixture(scope="module")
 def agent_bin():
-    p = hostbeat_path()
-    if not os.access(p, os.X_OK):
-        pytest.skip(f"no agent binary at {p} (make all)")
-    if sys.platform != "linux":
-        pytest.skip("Linux /proc only")
-    return p
+    return agent_or_skip()
+
+
+class Agent(SysAgent):
+    def events(self):
+        for f in self.files():
+            assert TOPBEAT_NAME.match(os.path.basename(f)) or "hostbeat-metrics" in f, f
+        return super().events()
+
+
+samples = by_timestamp
 
 
 @pytest.fixture(scope="module")
