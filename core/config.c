@@ -1362,6 +1362,7 @@ static const struct cfg_field iface_fields[] = {
 
 static const struct cfg_field limit_fields[] = {
     C("enabled", CFG_BOOL, packetbeat_enabled, "true"),
+    C("container_metadata.enabled", CFG_BOOL, container_metadata, "true"),
     CR("flow_table.max_flows", CFG_UINT, max_flows, "65536", 1, 1 << 26),
     CR("flow_table.timeout", CFG_DURATION, flow_timeout, "30s", NS_MS, 24 * NS_H),
     CR("tcp.max_buffer", CFG_SIZE, tcp_max_buffer, "256KiB", 256, GIB),

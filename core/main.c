@@ -18,6 +18,7 @@
 #include "hostbeat/caps.h"
 #include "hostbeat/clock.h"
 #include "hostbeat/config.h"
+#include "hostbeat/ctrmap.h"
 #include "hostbeat/encode.h"
 #include "hostbeat/event.h"
 #include "hostbeat/log.h"
@@ -365,6 +366,35 @@ static int run_file(struct hb_config *cfg, struct hb_clock *clock, struct ev_sin
 	return rc ? 1 : 0;
 }
 
+/* container.* for live transactions: Docker's state under topbeat.hostfs, re-read
+ * every second by the main loop. NULL (and nothing added) when it is switched off
+ * or the hostfs root cannot be opened; no Docker there is an empty map. */
+static struct ctrmap *ctrmap_open(const struct hb_config *cfg, int *root_fd)
+{
+	const char *root = cfg->hostfs && *cfg->hostfs ? cfg->hostfs : "/";
+	struct ctrmap *m;
+
+	*root_fd = -1;
+	if (!cfg->packetbeat_enabled || !cfg->container_metadata)
+		return NULL;
+	*root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*root_fd < 0) {
+		log_warn("ctrmap", "no container metadata: cannot open %s: %s", root,
+			 strerror(errno));
+		return NULL;
+	}
+	m = ctrmap_new(*root_fd);
+	if (!m) {
+		close(*root_fd);
+		*root_fd = -1;
+		return NULL;
+	}
+	ctrmap_refresh(m);
+	log_info("ctrmap", "container metadata from %s/var/lib/docker: %zu addresses",
+		 strcmp(root, "/") ? root : "", ctrmap_count(m));
+	return m;
+}
+
 /* Live: open every capture handle, drop the capabilities only they needed, then start
  * the threads (capabilities are per thread: the drop must come before any exists). */
 static int run_live(struct hb_config *cfg, struct hb_clock *clock, struct ev_sink *sink,
@@ -372,13 +402,14 @@ static int run_live(struct hb_config *cfg, struct hb_clock *clock, struct ev_sin
 {
 	char cerr[256];
 	struct sys_sampler *sampler = NULL;
+	struct ctrmap *ctrmap = NULL;
 	struct capture **caps = NULL;
 	char **names = NULL;
 	size_t n = 0, ncaps = 0;
 	uint64_t next_metrics, next_summary, now;
 	struct timespec tick = {1, 0};
 	sigset_t set;
-	int rc = 1, sig;
+	int rc = 1, sig, root_fd = -1;
 
 	/* As Beats: with setup.dashboards.enabled the dashboards are loaded before
 	 * anything is published, and failing to load them is fatal. */
@@ -404,6 +435,9 @@ static int run_live(struct hb_config *cfg, struct hb_clock *clock, struct ev_sin
 	}
 	if (geteuid() == 0 && caps_drop_to_readers(cerr, sizeof(cerr)) != 0)
 		log_warn("caps", "keeping all capabilities: %s", cerr);
+	ctrmap = ship ? ctrmap_open(cfg, &root_fd) : NULL;
+	if (ctrmap)
+		shipper_set_ctrmap(ship, ctrmap);
 	if (ship && shipper_start(ship) != 0)
 		goto stop;
 	if (cfg->topbeat_enabled) {
@@ -430,6 +464,8 @@ static int run_live(struct hb_config *cfg, struct hb_clock *clock, struct ev_sin
 				 sig == SIGINT ? "SIGINT" : "SIGTERM");
 			break;
 		}
+		if (ctrmap)
+			ctrmap_refresh(ctrmap);
 		now = clock_mono_ns();
 		if (now >= next_summary && ncaps) {
 			log_summary(caps, ncaps, "live");
@@ -453,6 +489,11 @@ stop:
 		capture_free(caps[i]);
 out:
 	sys_sampler_free(sampler); /* stops the thread first */
+	if (ctrmap) {              /* every publisher has stopped */
+		shipper_set_ctrmap(ship, NULL);
+		ctrmap_free(ctrmap);
+		close(root_fd);
+	}
 	for (size_t i = 0; i < n; i++)
 		hb_free(names[i]);
 	hb_free(names);

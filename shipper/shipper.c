@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "hostbeat/clock.h"
+#include "hostbeat/ctrmap.h"
 #include "hostbeat/log.h"
 #include "hostbeat/mem.h"
 #include "hostbeat/metrics.h"
@@ -44,8 +45,9 @@ struct shipper {
 	bool replay;
 	struct ship_queue *q;
 	const struct ship_output_ops *ops;
-	void *out;         /* output state; NULL once closed */
-	struct es_out *es; /* output.elasticsearch instead of ops/out */
+	void *out;                     /* output state; NULL once closed */
+	struct es_out *es;             /* output.elasticsearch instead of ops/out */
+	struct ctrmap *_Atomic ctrmap; /* container.* for transactions; NULL: none */
 	pthread_t thread;
 	bool started, stopped;
 	atomic_bool stopping;
@@ -54,7 +56,7 @@ struct shipper {
 	struct event *batch[SHIP_BATCH];
 	struct ship_doc docs[SHIP_BATCH];
 	struct metric *published, *dropped, *dropped_shutdown, *waits;
-	struct metric *encode_errors, *out_dropped;
+	struct metric *encode_errors, *out_dropped, *ctr_nospace;
 };
 
 static struct shipper *ship_of(struct ev_sink *sink)
@@ -69,6 +71,12 @@ static void ship_publish(struct ev_sink *sink, struct event *ev)
 	int rc;
 
 	metric_inc(s->published);
+	if (ev->has_tuple) {
+		struct ctrmap *m = atomic_load_explicit(&s->ctrmap, memory_order_acquire);
+
+		if (m && ctrmap_enrich(m, ev) < 0)
+			metric_inc(s->ctr_nospace); /* the event goes without container.* */
+	}
 	rc = ship_queue_push(s->q, ev, s->replay, &waited);
 	if (waited)
 		metric_inc(s->waits);
@@ -77,6 +85,11 @@ static void ship_publish(struct ev_sink *sink, struct event *ev)
 	/* -EAGAIN: live and full (spool: later issue); -EPIPE: shutting down */
 	metric_inc(rc == -EPIPE ? s->dropped_shutdown : s->dropped);
 	ev_pool_put(ev);
+}
+
+void shipper_set_ctrmap(struct shipper *s, struct ctrmap *m)
+{
+	atomic_store_explicit(&s->ctrmap, m, memory_order_release);
 }
 
 /* Encode n popped events, give them back to the pool, write and flush. */
@@ -189,6 +202,7 @@ struct shipper *shipper_new(const struct hb_config *cfg, const struct encode_opt
 	s->waits = metrics_counter("queue.producer_waits");
 	s->encode_errors = metrics_counter("encode.errors");
 	s->out_dropped = metrics_counter("output.events.dropped");
+	s->ctr_nospace = metrics_counter("ctrmap.enrich_no_room");
 	s->q = ship_queue_new(cfg->queue_events ? cfg->queue_events : SHIP_DEFAULT_QUEUE);
 	if (!s->q) {
 		log_error(SEL, "out of memory");

@@ -69,6 +69,9 @@ struct hb_config {
 	char *path; /* file the config came from ("(embedded)" for the default) */
 
 	bool packetbeat_enabled; /* packetbeat.enabled: false = only the sampler runs */
+	/* packetbeat.container_metadata.enabled: container.* on transactions from
+	 * Docker's state under topbeat.hostfs */
+	bool container_metadata;
 
 	/* packetbeat.interfaces */
 	struct cfg_strlist devices; /* names or globs (br-*), "any"; default docker0 else any */

@@ -35,6 +35,10 @@ struct shipper *shipper_new(const struct hb_config *cfg, const struct encode_opt
  * publish() is thread-safe. In replay mode it blocks while the queue is full, so
  * start the shipper before publishing more than queue_events events. */
 struct ev_sink *shipper_sink(struct shipper *s);
+/* Name the container of each transaction published from now on (container.*, from
+ * Docker's state; ctrmap.h); NULL: stop. The map must outlive every publish. */
+struct ctrmap;
+void shipper_set_ctrmap(struct shipper *s, struct ctrmap *m);
 /* Start the shipper thread. 0 or a negative errno. */
 int shipper_start(struct shipper *s);
 /* Refuse new events, write what is queued for at most timeout_ns, flush and close
