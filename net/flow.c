@@ -39,6 +39,7 @@ struct flow_key {
 	uint8_t transport, ver;
 	uint8_t pad[2];
 };
+_Static_assert(sizeof(struct flow_key) == 40, "key_hash() reads the key as five words");
 
 struct proto_slot;
 
@@ -199,15 +200,16 @@ static void key_make(struct flow_key *k, const struct packet *pkt)
 	k->ver = pkt->src.ver;
 }
 
-/* FNV-1a, then a final mix so the low bits (the bucket) depend on every byte. */
+/* Five 64-bit words, each folded in with a multiply-xorshift step, then a final mix
+ * so the low bits (the bucket) depend on every byte. key_make() zeroes the padding. */
 static uint32_t key_hash(const struct flow_key *k)
 {
-	const uint8_t *p = (const uint8_t *)k;
-	uint64_t h = 0xcbf29ce484222325ULL;
+	uint64_t w[sizeof(*k) / 8], h = 0x9e3779b97f4a7c15ULL;
 
-	for (size_t i = 0; i < sizeof(*k); i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ULL;
+	memcpy(w, k, sizeof(w));
+	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+		h = (h ^ w[i]) * 0xff51afd7ed558ccdULL;
+		h ^= h >> 32;
 	}
 	h ^= h >> 29;
 	h *= 0xbf58476d1ce4e5b9ULL;
