@@ -983,11 +983,54 @@ static void put_i64(struct strbuf *o, int64_t v)
 }
 
 /* Shortest of %.15g/%.16g/%.17g that reads back as the same double. */
+/* d = ±r / 10^k exactly (the double nearest that decimal) with k <= 6, r < 10^15 and
+ * 1e-4 <= |d|: then "%.15g" prints exactly that decimal (15 digits are within a
+ * double's precision; the exponent is in %g's fixed range) and it reads back as d,
+ * so it is written here without printf. Covers the rounded fractions the sampler
+ * writes (sys_round4); false for everything else. */
+static bool put_double_short(struct strbuf *o, double d)
+{
+	static const double p10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6};
+	double a = fabs(d);
+	uint64_t r = 0, ip, fp;
+	unsigned k;
+	char b[40], *p = b + sizeof(b);
+
+	if (!(a >= 1e-4 && a < 1e15))
+		return false;
+	for (k = 0; k < sizeof(p10) / sizeof(p10[0]); k++) {
+		double x = a * p10[k];
+
+		if (x >= 1e15)
+			return false;
+		r = (uint64_t)(x + 0.5);
+		if ((double)r / p10[k] == a)
+			break;
+	}
+	if (k == sizeof(p10) / sizeof(p10[0]))
+		return false;
+	ip = r / (uint64_t)p10[k];
+	fp = r % (uint64_t)p10[k];
+	for (unsigned i = 0; i < k; i++, fp /= 10)
+		*--p = (char)('0' + fp % 10); /* k is the least: the last digit is not 0 */
+	if (k)
+		*--p = '.';
+	do
+		*--p = (char)('0' + ip % 10);
+	while (ip /= 10);
+	if (d < 0)
+		*--p = '-';
+	strbuf_append(o, p, (size_t)(b + sizeof(b) - p));
+	return true;
+}
+
 static void put_double(struct writer *w, double d)
 {
 	char b[40];
 	int prec;
 
+	if (put_double_short(w->out, d))
+		return;
 	if (!isfinite(d)) {
 		w->non_finite++;
 		strbuf_append(w->out, "null", 4);

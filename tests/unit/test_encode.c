@@ -635,6 +635,76 @@ static void test_doubles(void **state)
 	}
 }
 
+/* The shortest form the encoder writes for a double: what "%.15g" (then 16, 17
+ * digits) gives, the first that reads back as the same double. */
+static void ref_double(double d, char *b, size_t size)
+{
+	int prec;
+
+	for (prec = 15; prec < 17; prec++) {
+		snprintf(b, size, "%.*g", prec, d);
+		if (strtod(b, NULL) == d)
+			return;
+	}
+	snprintf(b, size, "%.17g", d);
+}
+
+/* Decimal fractions (the sampler's rounded pcts) and arbitrary doubles: byte for
+ * byte what printf gives, whichever path the encoder takes. */
+static void test_doubles_as_printf(void **state)
+{
+	struct fx *f = *state;
+	static const double p10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7};
+	const double edge[] = {1e-4,
+			       9.9999e-5,
+			       5e-5,
+			       0.000012,
+			       0.00011,
+			       1e15,
+			       999999999999999.0,
+			       99999999999999.9,
+			       0.5,
+			       1.0979,
+			       2.675,
+			       1e-7,
+			       123456.654321};
+	unsigned seed = 12345;
+	char want[48], got[64];
+	const char *json, *v;
+
+	for (unsigned i = 0; i < 20000 + sizeof(edge) / sizeof(edge[0]); i++) {
+		double d;
+		struct event *ev = bare(f);
+
+		if (i < sizeof(edge) / sizeof(edge[0])) {
+			d = edge[i];
+		} else if (i % 2) {
+			uint64_t r = ((uint64_t)rand_r(&seed) << 31 | (uint64_t)rand_r(&seed)) %
+				     (i % 4 == 1 ? 10000 : 1000000000000000ULL);
+
+			d = (double)r / p10[(unsigned)rand_r(&seed) % 8];
+		} else {
+			uint64_t bits = (uint64_t)rand_r(&seed) << 33 ^
+					(uint64_t)rand_r(&seed) << 11 ^ (uint64_t)rand_r(&seed);
+
+			memcpy(&d, &bits, sizeof(d));
+			if (!isfinite(d))
+				d = 1.5;
+		}
+		if (i % 3 == 0)
+			d = -d;
+		ref_double(d, want, sizeof(want));
+		assert_int_equal(ev_set_double(ev, "d", d), 0);
+		json = enc(f, ev);
+		v = strstr(json, "\"d\":");
+		assert_non_null(v);
+		snprintf(got, sizeof(got), "%.*s", (int)strcspn(v + 4, ",}"), v + 4);
+		if (strcmp(got, want) != 0)
+			fail_msg("%.17g: wrote %s, printf gives %s", d, got, want);
+		ev_pool_put(ev);
+	}
+}
+
 static void test_index_names(void **state)
 {
 	struct fx *f = *state;
@@ -1170,6 +1240,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_invalid_utf8, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_string_cap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_doubles, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_doubles_as_printf, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_index_names, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_key_order_everywhere, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_insertion_order, setup, teardown),
