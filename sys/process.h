@@ -10,6 +10,10 @@
 /* comm is TASK_COMM_LEN (16) bytes for most tasks; workqueue kworkers show up to 64. */
 #define SYS_PROC_COMM_MAX 64
 
+/* stat's flags bit of a kernel thread (PF_KTHREAD of the kernel's
+ * include/linux/sched.h): it has no mm, so its statm is all zeros. */
+#define SYS_PF_KTHREAD 0x00200000u
+
 /* The fields of proc/<pid>/stat the metricset uses (proc(5) numbers, 1-based). */
 struct sys_proc_stat {
 	uint64_t pid;                     /* 1 */
@@ -17,6 +21,7 @@ struct sys_proc_stat {
 	size_t comm_len;                  /* may be cut at SYS_PROC_COMM_MAX */
 	char state;                       /* 3 */
 	uint64_t ppid, pgrp;              /* 4, 5 */
+	uint64_t flags;                   /* 9: PF_* of the kernel (SYS_PF_KTHREAD) */
 	uint64_t utime, stime;            /* 14, 15: clock ticks */
 	uint64_t num_threads;             /* 20 */
 	uint64_t starttime;               /* 22: clock ticks after boot */

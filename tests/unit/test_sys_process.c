@@ -148,6 +148,7 @@ static void test_parse_stat(void **state)
 	assert_int_equal(st.state, 'S');
 	assert_int_equal(st.ppid, 4);
 	assert_int_equal(st.pgrp, 5);
+	assert_int_equal(st.flags, 9);
 	assert_int_equal(st.utime, 14);
 	assert_int_equal(st.stime, 15);
 	assert_int_equal(st.num_threads, 20);
@@ -753,6 +754,222 @@ static void test_real_proc(void **state)
 	sfx_free(f);
 }
 
+/* ---- what the metricset saves ------------------------------------------------------ */
+
+/* The encoder's key order: byte by byte, '.' below every other byte (and the end of
+ * a key below '.'), so "proc.x" < "process.x" and "a" < "a.b" < "a_b". */
+static int enc_key_cmp(const char *a, const char *b)
+{
+	for (;; a++, b++) {
+		unsigned ca = (unsigned char)*a == '.' ? 1 : (unsigned char)*a;
+		unsigned cb = (unsigned char)*b == '.' ? 1 : (unsigned char)*b;
+
+		if (ca != cb)
+			return ca < cb ? -1 : 1;
+		if (!ca)
+			return 0;
+	}
+}
+
+/* The fields the metricset adds come in the encoder's order (one ascending run its
+ * sort only checks); sys_event_new()'s and sys_publish()'s own are left out. */
+static void assert_key_order(const struct event *ev)
+{
+	const char *last = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < ev->nfields; i++) {
+		const char *k = ev->fields[i].key;
+
+		if (!strcmp(k, "metricset.period") || !strcmp(k, "service.type") ||
+		    !strcmp(k, "event.duration"))
+			continue;
+		if (last && enc_key_cmp(last, k) > 0)
+			fail_msg("pid %llu: \"%s\" added after \"%s\"",
+				 (unsigned long long)sfx_uint(ev, "process.pid"), k, last);
+		last = k;
+		n++;
+	}
+	assert_true(n >= 20);
+}
+
+static void test_field_order(void **state)
+{
+	struct sfx *f = sfx_new_cfg(FIX, "legacy_fields: true\ntopbeat.stats.cpu_ticks: true\n");
+	void *st;
+
+	(void)state;
+	assert_true(enc_key_cmp("proc.pid", "process.args") < 0); /* the comparator itself */
+	assert_true(enc_key_cmp("proc.cpu.total", "proc.cpu.total_p") < 0);
+	assert_true(enc_key_cmp("process.start", "process.state") < 0);
+	assert_true(
+	    enc_key_cmp("system.process.cpu.total.norm.pct", "system.process.cpu.total.pct") < 0);
+	f->ctx.mem_total = 1ull << 30;
+	st = sfx_create(f, &sys_process_metricset);
+	sfx_sample(f, &sys_process_metricset, st, 0);
+	sfx_sample(f, &sys_process_metricset, st, 10 * NS_PER_SEC); /* now with rates too */
+	assert_int_equal(sfx_count(f, DS), FIX_PROCS);
+	assert_true(sfx_has(by_pid(f, 1), "proc.cpu.total_p"));
+	assert_true(sfx_has(by_pid(f, 1), "process.memory.pct"));
+	for (size_t i = 0; i < f->nev; i++)
+		assert_key_order(f->ev[i]);
+	sys_process_metricset.destroy(st);
+	sfx_free(f);
+
+	f = sfx_new(FIX); /* and without the legacy names */
+	st = sfx_create(f, &sys_process_metricset);
+	sfx_sample(f, &sys_process_metricset, st, 0);
+	sfx_sample(f, &sys_process_metricset, st, 10 * NS_PER_SEC);
+	for (size_t i = 0; i < f->nev; i++)
+		assert_key_order(f->ev[i]);
+	sys_process_metricset.destroy(st);
+	sfx_free(f);
+}
+
+/* A kernel thread (PF_KTHREAD in stat's flags) has no mm: its statm is not read (the
+ * kernel's would be all zeros) — a missing one does not make it vanish. */
+static void test_kernel_thread(void **state)
+{
+	static const char kstat[] = "42 (kworker/0:1-events) I 2 0 0 0 -1 69238880 0 0 0 0 7 9 0 0 "
+				    "20 0 1 0 50 0 0 18446744073709551615 0 0 0 0 0 0 0 "
+				    "2147483647 0 0 0 0 17 0 0 0 0 0 0\n";
+	struct troot r;
+	struct sfx *f;
+	const struct event *ev;
+	void *st;
+
+	(void)state;
+	copy_fixture(&r);
+	troot_write_len(&r, "proc/42/stat", kstat, sizeof(kstat) - 1); /* 0x4208060 */
+	troot_rm(&r, "proc/42/statm");
+	troot_rm(&r, "proc/1/statm"); /* a user process without statm still vanishes */
+	f = sfx_new(r.dir);
+	f->ctx.mem_total = 1ull << 30;
+	st = sfx_create(f, &sys_process_metricset);
+	sfx_sample(f, &sys_process_metricset, st, 0);
+	assert_int_equal(sfx_count(f, DS), FIX_PROCS - 1);
+	assert_null(sfx_event_where(f, DS, "process.pid", 1));
+	ev = by_pid(f, 42);
+	assert_int_equal(sfx_uint(ev, "system.process.memory.size"), 0);
+	assert_int_equal(sfx_uint(ev, "system.process.memory.rss.bytes"), 0);
+	assert_int_equal(sfx_uint(ev, "system.process.memory.share"), 0);
+	assert_near(sfx_double(ev, "system.process.memory.rss.pct"), 0, 0);
+	assert_int_equal(sfx_uint(ev, "system.process.cpu.total.value"), 160);
+	/* kthreadd (2) has no PF_KTHREAD in this fixture: its statm is read as before */
+	assert_int_equal(sfx_uint(by_pid(f, 2), "system.process.memory.size"), 0);
+	assert_int_equal(metrics_get("sys.process.vanished"), 1 + 1); /* 400 and 1 */
+	sys_process_metricset.destroy(st);
+	sfx_free(f);
+	troot_free(&r);
+}
+
+/* What this process keeps open under /proc, by file: stat, statm, fd (O_PATH). */
+static void count_kept(size_t *stat, size_t *statm, size_t *fds)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	*stat = *statm = *fds = 0;
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		char path[300], target[300];
+		ssize_t n;
+		const char *leaf;
+
+		if (e->d_name[0] == '.' || atoi(e->d_name) == dirfd(d)) /* not this listing */
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		n = readlink(path, target, sizeof(target) - 1);
+		if (n <= 0 || strncmp(target, "/proc/", 6) != 0)
+			continue;
+		target[n] = '\0';
+		leaf = strrchr(target, '/');
+		if (!leaf || leaf == target + 5)
+			continue;
+		*stat += strcmp(leaf, "/stat") == 0;
+		*statm += strcmp(leaf, "/statm") == 0;
+		*fds += strcmp(leaf, "/fd") == 0;
+	}
+	closedir(d);
+}
+
+#define KEPT_CHILDREN 20
+
+/* On procfs, with a descriptor budget (half RLIMIT_NOFILE) too small for stat, statm
+ * and fd/ of every process, stat is kept for all of them first, then statm with what
+ * is left; the others are read by path, and every event is still whole. */
+static void test_kept_budget(void **state)
+{
+	struct sfx *f = sfx_new_cfg("/", "topbeat.procs: ['^hb-kept-child$']");
+	pid_t kids[KEPT_CHILDREN];
+	struct rlimit saved, low;
+	size_t nstat, nstatm, nfds;
+	int status;
+	void *st;
+
+	(void)state;
+	f->ctx.hz = sysconf(_SC_CLK_TCK);
+	for (int i = 0; i < KEPT_CHILDREN; i++) {
+		kids[i] = fork();
+		assert_true(kids[i] >= 0);
+		if (kids[i] == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); /* a failed assert leaves none */
+			prctl(PR_SET_NAME, "hb-kept-child", 0, 0, 0);
+			for (;;)
+				pause();
+		}
+	}
+	for (int i = 0; i < 400; i++) { /* until all renamed themselves */
+		struct timespec ms = {0, 5000000};
+		int named = 0;
+
+		for (int k = 0; k < KEPT_CHILDREN; k++) {
+			char path[64], comm[32] = "";
+			FILE *fp;
+
+			snprintf(path, sizeof(path), "/proc/%d/comm", (int)kids[k]);
+			fp = fopen(path, "r");
+			if (fp && fgets(comm, sizeof(comm), fp))
+				named += strcmp(comm, "hb-kept-child\n") == 0;
+			if (fp)
+				fclose(fp);
+		}
+		if (named == KEPT_CHILDREN)
+			break;
+		nanosleep(&ms, NULL);
+	}
+
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+	low = saved;
+	low.rlim_cur = 64; /* a budget of 32: 20 stat + 12 statm, no fd/ */
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	st = sfx_create(f, &sys_process_metricset);
+	for (int i = 0; i < 3; i++) { /* the share settles after the first sample */
+		sfx_sample(f, &sys_process_metricset, st, NS_PER_SEC);
+		assert_int_equal(sfx_count(f, DS), KEPT_CHILDREN);
+	}
+	count_kept(&nstat, &nstatm, &nfds);
+	assert_int_equal(nstat, KEPT_CHILDREN);
+	assert_int_equal(nstatm, 32 - KEPT_CHILDREN);
+	assert_int_equal(nfds, 0);
+	for (int k = 0; k < KEPT_CHILDREN; k++) { /* kept or not, the same fields */
+		const struct event *ev = by_pid(f, (uint64_t)kids[k]);
+
+		assert_true(sfx_uint(ev, "system.process.memory.rss.bytes") > 0);
+		assert_true(sfx_has(ev, "system.process.fd.open"));
+		assert_true(sfx_has(ev, "system.process.cpu.total.pct"));
+	}
+	sys_process_metricset.destroy(st);
+	count_kept(&nstat, &nstatm, &nfds);
+	assert_int_equal(nstat + nstatm + nfds, 0);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	for (int k = 0; k < KEPT_CHILDREN; k++)
+		kill(kids[k], SIGKILL);
+	for (int k = 0; k < KEPT_CHILDREN; k++)
+		waitpid(kids[k], &status, 0);
+	sfx_free(f);
+}
+
 /* ---- benchmark (HB_PROC_BENCH=<processes>) -------------------------------------- */
 
 static double cpu_ms(const struct rusage *a, const struct rusage *b)
@@ -858,6 +1075,9 @@ int main(void)
 	    cmocka_unit_test_setup(test_vanishing, setup),
 	    cmocka_unit_test_setup(test_eacces, setup),
 	    cmocka_unit_test_setup(test_real_proc, setup),
+	    cmocka_unit_test_setup(test_field_order, setup),
+	    cmocka_unit_test_setup(test_kernel_thread, setup),
+	    cmocka_unit_test_setup(test_kept_budget, setup),
 	    cmocka_unit_test_setup(test_bench, setup),
 	};
 
