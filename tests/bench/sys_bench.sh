@@ -37,7 +37,7 @@ for n in 1000 10000; do
 		pids+=($!)
 	done
 	sleep 1
-	read -r _ hb_ms _ events _ procs _ < <("$BUILD"/tools/sys_bench / 5)
+	read -r _ hb_ms _ events _ procs _ < <("$BUILD"/tools/sys_bench / 5 2>/dev/null)
 	top_s=$(cpu_of top -b -n 1)
 	ps_s=$(cpu_of ps aux)
 	awk -v n="$procs" -v h="$hb_ms" -v t="$top_s" -v p="$ps_s" -v e="$events" 'BEGIN{
