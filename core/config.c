@@ -2249,6 +2249,24 @@ static const char *const spool_fsyncs[] = {"always", "batch", "never"};
 static const char *const ssl_modes[] = {"full", "strict", "certificate", "none"};
 static const char *const es_protocols[] = {"http", "https"};
 
+/* Beats' `processors` (top level or per protocol) are accepted so a Packetbeat
+ * config loads, but hostbeat runs none of them: say so once, where the first is. */
+static void warn_processors(struct loader *ld)
+{
+	for (size_t i = 0; i < ld->fl.n; i++) {
+		const struct flat *e = &ld->fl.v[i];
+		const char *k = strstr(e->key, "processors");
+
+		if (!k || (k != e->key && k[-1] != '.') || (k[10] && k[10] != '.'))
+			continue;
+		log_warn("config",
+			 "%s:%u: processors are not run by hostbeat; ignored (container.* on "
+			 "transactions comes from packetbeat.container_metadata.enabled)",
+			 e->src ? "-E" : ld->name, e->src ? (unsigned)e->src : e->kline);
+		return;
+	}
+}
+
 static int fill_all(struct loader *ld, struct hb_config *c)
 {
 	struct flat *e;
@@ -2317,6 +2335,7 @@ static int fill_all(struct loader *ld, struct hb_config *c)
 	e = section_first(ld, "packetbeat.flows");
 	if (e)
 		log_warn("config", "packetbeat.flows is not implemented by hostbeat; ignored");
+	warn_processors(ld);
 	return 0;
 }
 

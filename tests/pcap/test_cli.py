@@ -54,6 +54,22 @@ def test_config_unknown_key_has_line_and_col():
         assert re.search(re.escape(cfg) + r":3:3: .*portz", r.stderr), r.stderr
 
 
+def test_processors_are_accepted_with_a_warning():
+    """A Packetbeat config with processors loads, and the user is told they do not run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = write(tmp, "beats.yml",
+                    "packetbeat.protocols:\n- type: http\n  ports: [80]\n"
+                    "  processors:\n  - drop_fields: {fields: [url.query]}\n"
+                    "processors:\n- add_docker_metadata: ~\n")
+        r = hb("test", "config", "-c", cfg, "-e")
+        assert r.returncode == 0, r.stderr
+        warns = [l for l in r.stderr.splitlines() if "processors are not run" in l]
+        assert len(warns) == 1 and f"{cfg}:5:" in warns[0], r.stderr
+        cfg = write(tmp, "plain.yml", "packetbeat.protocols:\n- type: http\n  ports: [80]\n")
+        r = hb("test", "config", "-c", cfg, "-e")
+        assert r.returncode == 0 and "processors" not in r.stderr, r.stderr
+
+
 def test_config_bad_value_has_line_and_col():
     with tempfile.TemporaryDirectory() as tmp:
         cfg = write(tmp, "beats.yml",
