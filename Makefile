@@ -53,14 +53,15 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-# -lz: test_bulk inflates what libdeflate wrote with an independent implementation
+# -lz (test-only): test_bulk inflates what libdeflate wrote with an independent
+# implementation, and es_probe gzips with it
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(LIB) $(LDLIBS) -lcmocka -lz
 
 $(BUILD)/tools/%: tests/tools/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lz
 
 tools: $(TOOL_BIN) $(BUILD)/tools/pcapgen
 
