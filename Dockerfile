@@ -10,7 +10,7 @@
 FROM debian:bookworm-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
         build-essential pkg-config libpcap-dev libproc2-dev libcurl4-openssl-dev \
-        libjson-c-dev libyaml-dev libdeflate-dev \
+        libjson-c-dev libyaml-dev libisal-dev libdeflate-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -25,7 +25,7 @@ RUN make -j"$(nproc)" hostbeat \
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
-        libpcap0.8 libproc2-0 libcurl4 libjson-c5 libyaml-0-2 libdeflate0 ca-certificates \
+        libpcap0.8 libproc2-0 libcurl4 libjson-c5 libyaml-0-2 libisal2 libdeflate0 ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/ /
 WORKDIR /usr/share/hostbeat

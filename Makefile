@@ -2,7 +2,7 @@
 
 CC        ?= cc
 CLANG     ?= clang-14
-PKGS      := libpcap json-c yaml-0.1 libproc2 libdeflate libcurl
+PKGS      := libpcap json-c yaml-0.1 libproc2 libisal libdeflate libcurl
 CSTD      := -std=c11 -D_GNU_SOURCE
 WARN      := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla
 ifeq ($(CI),true)
@@ -10,7 +10,7 @@ WARN      += -Werror
 endif
 OPT       ?= -O2 -g
 CFLAGS    += $(CSTD) $(WARN) $(OPT) -Iinclude -I. -pthread $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS    += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lpcap -ljson-c -lyaml -lproc2 -ldeflate -lcurl) -pthread -lm
+LDLIBS    += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lpcap -ljson-c -lyaml -lproc2 -lisal -ldeflate -lcurl) -pthread -lm
 
 BUILD     ?= build
 LIB_SRC   := $(filter-out core/main.c,$(wildcard core/*.c)) $(wildcard net/*.c) \
@@ -53,7 +53,7 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-# -lz (test-only): test_bulk inflates what libdeflate wrote with an independent
+# -lz (test-only): test_bulk inflates what igzip and libdeflate wrote with an independent
 # implementation, and es_probe gzips with it
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)

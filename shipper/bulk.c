@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <isa-l/igzip_lib.h>
 #include <libdeflate.h>
 #include <pthread.h>
 
@@ -359,9 +360,22 @@ struct bulk_batch {
 	size_t n, cap;
 	size_t max_docs, max_bytes;
 	int level;
-	struct libdeflate_compressor *z; /* made at the first compressed payload */
-	struct strbuf gz;                /* the last compressed payload */
+	/* made at the first compressed payload: ISA-L for the fast levels, libdeflate
+	 * for the ones asked for their ratio (see GZIP_ISAL_MAX) */
+	struct isal_zstream *isal;
+	uint8_t *isal_buf;
+	struct libdeflate_compressor *z;
+	struct strbuf gz; /* the last compressed payload */
 };
+
+/* compression_level 1..GZIP_ISAL_MAX goes to ISA-L's igzip (level 1), the rest to
+ * libdeflate at the same level. On the bench's NDJSON (2026-12-03, 1.8 MB batches)
+ * igzip level 1 compresses at 2.7x libdeflate level 1's speed for 96 % of its ratio
+ * (9.8 vs 10.2); levels 4..9 are for links where bytes cost more than CPU, and there
+ * libdeflate's ratio is the better one. */
+#define GZIP_ISAL_MAX 3
+#define ISAL_LEVEL 1
+#define ISAL_BUF_SIZE ISAL_DEF_LVL1_DEFAULT
 
 /* libdeflate's allocations go through mem.h too (failure injection). */
 static void deflate_alloc_init(void)
@@ -394,6 +408,8 @@ void bulk_batch_free(struct bulk_batch *b)
 	if (!b)
 		return;
 	libdeflate_free_compressor(b->z);
+	hb_free(b->isal);
+	hb_free(b->isal_buf);
 	strbuf_free(&b->body);
 	strbuf_free(&b->gz);
 	hb_free(b->item);
@@ -536,10 +552,77 @@ const char *bulk_batch_raw(const struct bulk_batch *b)
 	return b->body.p;
 }
 
+/* One gzip member of raw into b->gz with igzip; the output grows while igzip asks for
+ * room (incompressible input comes out as stored blocks, a little larger). */
+static int gzip_isal(struct bulk_batch *b, const char *raw, size_t raw_len)
+{
+	struct isal_zstream *s;
+
+	if (raw_len > UINT32_MAX)
+		return -EINVAL;
+	if (!b->isal) {
+		b->isal = hb_malloc(sizeof(*b->isal));
+		b->isal_buf = hb_malloc(ISAL_BUF_SIZE);
+		if (!b->isal || !b->isal_buf) {
+			hb_free(b->isal);
+			hb_free(b->isal_buf);
+			b->isal = NULL;
+			b->isal_buf = NULL;
+			return -ENOMEM;
+		}
+	}
+	s = b->isal;
+	isal_deflate_init(s);
+	s->level = ISAL_LEVEL;
+	s->level_buf = b->isal_buf;
+	s->level_buf_size = ISAL_BUF_SIZE;
+	s->gzip_flag = IGZIP_GZIP;
+	s->end_of_stream = 1;
+	s->flush = NO_FLUSH;
+	s->next_in = (uint8_t *)(uintptr_t)raw;
+	s->avail_in = (uint32_t)raw_len;
+	for (;;) {
+		size_t room = raw_len / 2 + 4096;
+
+		if (strbuf_grow(&b->gz, room) < 0)
+			return -ENOMEM;
+		room = b->gz.cap - b->gz.len;
+		if (room > UINT32_MAX)
+			room = UINT32_MAX;
+		s->next_out = (uint8_t *)b->gz.p + b->gz.len;
+		s->avail_out = (uint32_t)room;
+		if (isal_deflate(s) != COMP_OK)
+			return -EIO;
+		b->gz.len = (size_t)((char *)s->next_out - b->gz.p);
+		if (s->internal_state.state == ZSTATE_END)
+			return 0;
+		if (s->avail_out) /* neither done nor out of room: igzip is stuck */
+			return -EIO;
+	}
+}
+
+static int gzip_libdeflate(struct bulk_batch *b, const char *raw, size_t raw_len)
+{
+	size_t bound;
+
+	if (!b->z) {
+		b->z = libdeflate_alloc_compressor(b->level);
+		if (!b->z)
+			return -ENOMEM;
+	}
+	bound = libdeflate_gzip_compress_bound(b->z, raw_len);
+	if (strbuf_grow(&b->gz, bound) < 0)
+		return -ENOMEM;
+	/* one call; the output has the bound's room, so 0 (no room) cannot happen */
+	b->gz.len = libdeflate_gzip_compress(b->z, raw, raw_len, b->gz.p, bound);
+	return b->gz.len ? 0 : -EIO;
+}
+
 int bulk_batch_payload(struct bulk_batch *b, size_t from, size_t to, struct bulk_payload *out)
 {
 	const char *raw;
-	size_t raw_len, bound;
+	size_t raw_len;
+	int rc;
 
 	if (!b || !out || from >= to || to > b->n)
 		return -EINVAL;
@@ -552,19 +635,11 @@ int bulk_batch_payload(struct bulk_batch *b, size_t from, size_t to, struct bulk
 		out->len = raw_len;
 		return 0;
 	}
-	if (!b->z) {
-		b->z = libdeflate_alloc_compressor(b->level);
-		if (!b->z)
-			return -ENOMEM;
-	}
-	bound = libdeflate_gzip_compress_bound(b->z, raw_len);
 	strbuf_reset(&b->gz);
-	if (strbuf_grow(&b->gz, bound) < 0)
-		return -ENOMEM;
-	/* one call; the output has the bound's room, so 0 (no room) cannot happen */
-	b->gz.len = libdeflate_gzip_compress(b->z, raw, raw_len, b->gz.p, bound);
-	if (!b->gz.len)
-		return -EIO;
+	rc = b->level <= GZIP_ISAL_MAX ? gzip_isal(b, raw, raw_len)
+				       : gzip_libdeflate(b, raw, raw_len);
+	if (rc < 0)
+		return rc;
 	out->p = b->gz.p;
 	out->len = b->gz.len;
 	return 0;

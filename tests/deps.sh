@@ -12,7 +12,7 @@
 set -euo pipefail
 
 build=(build-essential pkg-config libpcap-dev libproc2-dev libcurl4-openssl-dev libjson-c-dev
-       libyaml-dev libdeflate-dev)
+       libyaml-dev libisal-dev libdeflate-dev)
 test=(libcmocka-dev zlib1g-dev python3 python3-pytest clang-14 libclang-rt-14-dev tcpdump tshark
       nginx-light dnsmasq-base dnsutils curl iproute2 procps time
       # real servers + clients for the mysql/pgsql/redis/memcache/thrift live tests
