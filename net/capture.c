@@ -3,7 +3,9 @@
  * Follows libpcap's pcap(3PCAP) life cycle: pcap_create → set snaplen / promisc /
  * immediate mode / buffer size / timeout / ns timestamps → pcap_activate → BPF
  * filter → pcap_dispatch loop. Files are opened with ns timestamp precision and
- * read with pcap_next_ex on the calling thread (packet clock, -t, -l).
+ * read on the calling thread (packet clock, -t, -l): classic pcap files in place
+ * through net/pcapfile.c (mmap, no copy, no syscall per packet; the filter runs as
+ * pcap_offline_filter), everything else (pcapng, stdin, fifos) with pcap_next_ex.
  *
  * Per packet: clock_packet → decode_packet → flow_process (DECODE_OK only);
  * flow_tick every 100 ms of packet time and, live, on every read timeout.
@@ -26,6 +28,7 @@
 #include "hostbeat/log.h"
 #include "hostbeat/mem.h"
 #include "hostbeat/metrics.h"
+#include "hostbeat/pcapfile.h"
 #include "hostbeat/proto.h"
 #include "net/capture.h"
 #include "net/decode.h"
@@ -77,6 +80,11 @@ struct capture {
 	pcap_t *pc;
 	bool nano; /* pcap header timestamps are in ns */
 	int linktype;
+	/* file mode, when the file is classic pcap: read through pf instead of pc, whose
+	 * filter is out of reach inside the pcap_t, hence our own compiled copy */
+	struct pcapfile *pf;
+	struct bpf_program pf_prog; /* c->filter; valid when pf != NULL */
+	struct pcap_pkthdr pf_hdr;  /* header of the record pf handed out last */
 	struct decoder *dec;
 	struct flow_table *flows;
 
@@ -590,29 +598,96 @@ static void sleep_ns(struct capture *c, uint64_t ns)
 	}
 }
 
+/* Read c->pc's file in place when pcapfile takes it (classic pcap, regular file);
+ * otherwise stay on pcap_next_ex. Called once c->pc is open and filtered. stdin is
+ * left to libpcap: it need not be at offset 0. */
+static void file_map(struct capture *c)
+{
+	const char *path = c->cfg->pcap_file;
+	FILE *f = pcap_file(c->pc);
+	int rc;
+
+	if (!f || strcmp(path, "-") == 0) {
+		log_debug(LOG_SEL, "%s: read with libpcap (stdin)", path);
+		return;
+	}
+	rc = pcapfile_open(fileno(f), &c->pf);
+	if (rc != 0) {
+		log_debug(LOG_SEL, "%s: read with libpcap (%s)", path, strerror(-rc));
+		return;
+	}
+	/* the same filter set_filter() installed in c->pc, for pcap_offline_filter() */
+	if (pcap_compile(c->pc, &c->pf_prog, c->filter, 1, PCAP_NETMASK_UNKNOWN) != 0) {
+		log_debug(LOG_SEL, "%s: read with libpcap (filter: %s)", path, pcap_geterr(c->pc));
+		pcapfile_free(c->pf);
+		c->pf = NULL;
+		return;
+	}
+	log_debug(LOG_SEL, "%s: read in place (mmap)", path);
+}
+
+static void file_unmap(struct capture *c)
+{
+	if (!c->pf)
+		return;
+	pcap_freecode(&c->pf_prog);
+	pcapfile_free(c->pf);
+	c->pf = NULL;
+}
+
+/* The next packet the filter passes, as pcap_next_ex gives it: 1 with *h and *bytes
+ * set, 0 at EOF or on a stop request, negative on a read error (file_error() says
+ * what). */
+static int file_next(struct capture *c, const struct pcap_pkthdr **h, const u_char **bytes)
+{
+	struct pcap_pkthdr *ph;
+	int r;
+
+	if (!c->pf) {
+		do
+			r = pcap_next_ex(c->pc, &ph, bytes);
+		while (r == 0); /* live timeout; not for files */
+		*h = ph;
+		return r == PCAP_ERROR_BREAK ? 0 : r < 0 ? r : 1; /* _BREAK: EOF or breakloop */
+	}
+	while (!atomic_load(&c->stop)) {
+		r = pcapfile_next(c->pf, &c->pf_hdr, bytes);
+		if (r <= 0)
+			return r;
+		if (pcap_offline_filter(&c->pf_prog, &c->pf_hdr, *bytes)) {
+			*h = &c->pf_hdr;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static const char *file_error(struct capture *c)
+{
+	return c->pf ? pcapfile_error(c->pf) : pcap_geterr(c->pc);
+}
+
 /* One pass over the file. Returns false when asked to stop. */
 static bool file_pass(struct capture *c)
 {
-	struct pcap_pkthdr *h;
+	const struct pcap_pkthdr *h;
 	const u_char *bytes;
 	uint64_t first_ts = 0, start_mono = 0, ts, due, now;
 	int r;
 
 	c->packet_no = 0;
 	while (!atomic_load(&c->stop)) {
-		r = pcap_next_ex(c->pc, &h, &bytes);
-		if (r == PCAP_ERROR_BREAK) /* EOF (or pcap_breakloop) */
+		r = file_next(c, &h, &bytes);
+		if (r == 0)
 			break;
 		if (r < 0) {
 			/* a truncated or corrupt file: keep what was read, finish as at EOF */
 			metric_inc(c->m_read_errors);
 			log_error(LOG_SEL, "pcap read error: %s (after packet %llu of %s)",
-				  pcap_geterr(c->pc), (unsigned long long)c->packet_no,
+				  file_error(c), (unsigned long long)c->packet_no,
 				  c->cfg->pcap_file);
 			break;
 		}
-		if (r == 0)
-			continue; /* live timeout; not for files */
 		c->packet_no++;
 		if (!c->cfg->topspeed) {
 			/* replay at the recorded pace: packet i is due at first + (ts_i - ts_0) */
@@ -644,6 +719,7 @@ static int run_file(struct capture *c)
 			/* timestamps restart in the past: close every flow of the last pass */
 			flow_flush_all(c->flows, c->last_ts);
 			c->last_tick_ts = 0;
+			file_unmap(c);
 			pcap_close(c->pc);
 			errbuf[0] = '\0';
 			c->pc = pcap_open_offline_with_tstamp_precision(
@@ -659,6 +735,7 @@ static int run_file(struct capture *c)
 				break;
 			}
 		}
+		file_map(c);
 		if (!file_pass(c))
 			break;
 	}
@@ -707,6 +784,7 @@ void capture_free(struct capture *c)
 	capture_stop(c);
 	flow_table_free(c->flows);
 	decoder_free(c->dec);
+	file_unmap(c);
 	if (c->pc)
 		pcap_close(c->pc);
 	hb_free(c->filter);
