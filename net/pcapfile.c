@@ -58,6 +58,11 @@
 #define MAGIC_USEC 0xa1b2c3d4u
 #define MAGIC_NSEC 0xa1b23c4du
 #define LINKTYPE_MASK 0x03ffffffu
+/* Pages read are given back (MADV_DONTNEED) every this many bytes: a mapping keeps
+ * every page it touched in the process's RSS, which would grow to the file's size.
+ * The page cache keeps them; a record handed out earlier stays readable (a touch
+ * faults its page back in from the file). */
+#define RELEASE_STEP (2u << 20)
 
 /* LINKTYPE_ values (https://www.tcpdump.org/linktypes.html) the reader leaves to
  * libpcap; each is also the DLT_ value libpcap maps it to. */
@@ -80,6 +85,7 @@ struct pcapfile {
 	const uint8_t *map; /* owned: the whole file, PROT_READ */
 	size_t size;
 	size_t off;      /* next record header */
+	size_t released; /* the pages before this offset were given back (RELEASE_STEP) */
 	bool big_endian; /* the file's byte order */
 	bool swapped;    /* ... is not the host's */
 	bool nano;       /* timestamps are in nanoseconds already */
@@ -235,6 +241,13 @@ int pcapfile_next(struct pcapfile *pf, struct pcap_pkthdr *h, const uint8_t **da
 
 	if (pf->rc != 0)
 		return pf->rc;
+	if (pf->off - pf->released >= RELEASE_STEP) {
+		size_t upto = pf->off & ~(size_t)(RELEASE_STEP - 1); /* page-aligned too */
+
+		(void)madvise((void *)(uintptr_t)(pf->map + pf->released), upto - pf->released,
+			      MADV_DONTNEED);
+		pf->released = upto;
+	}
 	have = pf->size - pf->off;
 	if (have == 0)
 		return 0;

@@ -493,6 +493,68 @@ static void test_no_alloc_per_record(void **state)
 	pcapfile_free(pf);
 }
 
+/* RssFile of this process in KiB (/proc/self/status). */
+static long rss_file_kib(void)
+{
+	char line[256];
+	long kib = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "RssFile:", 8) == 0)
+			kib = strtol(line + 8, NULL, 10);
+	fclose(f);
+	assert_true(kib >= 0);
+	return kib;
+}
+
+/* A 64 MiB file read through: the pages read are given back as the reader goes, so
+ * the process's resident file pages stay near the release step instead of growing
+ * to the file's size; and a record handed out early still reads the same after its
+ * pages were given back. */
+static void test_rss_stays_bounded(void **state)
+{
+	enum { BODY = 60000, PER_CHUNK = 16, CHUNKS = 70 };
+	struct pcap_pkthdr h, first_h;
+	const uint8_t *b, *first = NULL;
+	uint8_t copy[BODY];
+	struct pcapfile *pf;
+	long base, top = 0, now;
+	int fd, n = 0;
+
+	(void)state;
+	file_header(MAGIC_NSEC, false, 2, 4, 262144, LT_EN10MB);
+	write_file();
+	fd = open(path, O_WRONLY | O_APPEND);
+	assert_true(fd >= 0);
+	for (int c = 0; c < CHUNKS; c++) {
+		w.n = 0;
+		for (int i = 0; i < PER_CHUNK; i++)
+			record(1, (uint32_t)(c * PER_CHUNK + i), BODY, BODY, BODY);
+		assert_int_equal(write(fd, w.b, w.n), (ssize_t)w.n);
+	}
+	assert_int_equal(close(fd), 0);
+
+	assert_int_equal(open_reader(path, &pf), 0);
+	base = rss_file_kib();
+	while (pcapfile_next(pf, &h, &b) == 1) {
+		if (!first) {
+			first = b;
+			first_h = h;
+			memcpy(copy, b, BODY);
+		}
+		if (++n % 64 == 0 && (now = rss_file_kib() - base) > top)
+			top = now;
+	}
+	assert_int_equal(n, CHUNKS * PER_CHUNK);
+	assert_string_equal(pcapfile_error(pf), "");
+	assert_true(top < 8 * 1024); /* the file is 64 MiB; the step is 2 */
+	assert_int_equal(first_h.caplen, BODY);
+	assert_memory_equal(first, copy, BODY);
+	pcapfile_free(pf);
+}
+
 /* ---- files left to libpcap ------------------------------------------------------------ */
 
 /* pcapfile refuses it and libpcap still reads it (or refuses it too): the caller's
@@ -713,6 +775,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_old_versions, teardown),
 	    cmocka_unit_test_teardown(test_sticky_error, teardown),
 	    cmocka_unit_test_teardown(test_no_alloc_per_record, teardown),
+	    cmocka_unit_test_teardown(test_rss_stays_bounded, teardown),
 	    cmocka_unit_test_teardown(test_not_mine, teardown),
 	    cmocka_unit_test_teardown(test_filter_matches_libpcap, teardown),
 	    cmocka_unit_test_teardown(test_real_captures, teardown),
