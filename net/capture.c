@@ -80,11 +80,13 @@ struct capture {
 	pcap_t *pc;
 	bool nano; /* pcap header timestamps are in ns */
 	int linktype;
-	/* file mode, when the file is classic pcap: read through pf instead of pc, whose
-	 * filter is out of reach inside the pcap_t, hence our own compiled copy */
+	/* the filter set_filter() installed in pc, kept: file mode runs it itself
+	 * (pcap_offline_filter) when it reads through pf */
+	struct bpf_program prog;
+	bool have_prog;
+	/* file mode, when the file is classic pcap: read through pf instead of pc */
 	struct pcapfile *pf;
-	struct bpf_program pf_prog; /* c->filter; valid when pf != NULL */
-	struct pcap_pkthdr pf_hdr;  /* header of the record pf handed out last */
+	struct pcap_pkthdr pf_hdr; /* header of the record pf handed out last */
 	struct decoder *dec;
 	struct flow_table *flows;
 
@@ -334,7 +336,10 @@ static int set_filter(struct capture *c, const char *what)
 		pcap_freecode(&prog);
 		return -EINVAL;
 	}
-	pcap_freecode(&prog);
+	if (c->have_prog)
+		pcap_freecode(&c->prog);
+	c->prog = prog;
+	c->have_prog = true;
 	return 0;
 }
 
@@ -616,13 +621,6 @@ static void file_map(struct capture *c)
 		log_debug(LOG_SEL, "%s: read with libpcap (%s)", path, strerror(-rc));
 		return;
 	}
-	/* the same filter set_filter() installed in c->pc, for pcap_offline_filter() */
-	if (pcap_compile(c->pc, &c->pf_prog, c->filter, 1, PCAP_NETMASK_UNKNOWN) != 0) {
-		log_debug(LOG_SEL, "%s: read with libpcap (filter: %s)", path, pcap_geterr(c->pc));
-		pcapfile_free(c->pf);
-		c->pf = NULL;
-		return;
-	}
 	log_debug(LOG_SEL, "%s: read in place (mmap)", path);
 }
 
@@ -630,7 +628,6 @@ static void file_unmap(struct capture *c)
 {
 	if (!c->pf)
 		return;
-	pcap_freecode(&c->pf_prog);
 	pcapfile_free(c->pf);
 	c->pf = NULL;
 }
@@ -654,7 +651,7 @@ static int file_next(struct capture *c, const struct pcap_pkthdr **h, const u_ch
 		r = pcapfile_next(c->pf, &c->pf_hdr, bytes);
 		if (r <= 0)
 			return r;
-		if (pcap_offline_filter(&c->pf_prog, &c->pf_hdr, *bytes)) {
+		if (pcap_offline_filter(&c->prog, &c->pf_hdr, *bytes)) {
 			*h = &c->pf_hdr;
 			return 1;
 		}
@@ -785,6 +782,8 @@ void capture_free(struct capture *c)
 	flow_table_free(c->flows);
 	decoder_free(c->dec);
 	file_unmap(c);
+	if (c->have_prog)
+		pcap_freecode(&c->prog);
 	if (c->pc)
 		pcap_close(c->pc);
 	hb_free(c->filter);

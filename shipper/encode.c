@@ -2349,9 +2349,9 @@ static void count_anomalies(const struct writer *w)
  * entry and compared. An event whose arena grew chunks (a key may be in one) or
  * that has more than SHAPE_FIELDS fields does not use the cache.
  *
- * A shape the skeleton cannot hold (the fast path gives up on it, a parser's
- * related.ip merged with the addresses as a set, too much text) is kept as a
- * negative entry: its events go to the uncached path without recording again.
+ * A shape the skeleton cannot hold (the fast path gives up on it, more than
+ * SHAPE_SLOTS values, too much text) is kept as a negative entry: its events go to the uncached
+ * path without recording again.
  *
  * Bounded: SHAPE_SETS x SHAPE_WAYS entries of fixed size, allocated with the
  * template. A shape may go to two sets (two parts of its hash); when all their
@@ -2396,7 +2396,7 @@ struct shape {
 	bool skeleton; /* false: a negative entry (the uncached path writes it) */
 	uint64_t hash, env, used;
 	const char *ds, *iface;
-	uint16_t nfields, nslots, tlen;
+	uint16_t nfields;
 	unsigned conflicts; /* key conflicts of every document of this shape */
 	struct shape_field f[SHAPE_FIELDS];
 	uint16_t perm[SHAPE_FIELDS]; /* sorted position → index in ev->fields */
@@ -2565,8 +2565,6 @@ static bool shape_skeleton(struct shape *s, const struct shape_rec *r, const cha
 	}
 	for (i = 0; i < np; i++)
 		s->perm[i] = (uint16_t)(pe[i].f - ev->fields);
-	s->nslots = (uint16_t)r->n;
-	s->tlen = (uint16_t)at;
 	s->conflicts = r->conflicts;
 	return true;
 }
