@@ -5,7 +5,8 @@
  * filter → pcap_dispatch loop. Files are opened with ns timestamp precision and
  * read on the calling thread (packet clock, -t, -l): classic pcap files in place
  * through net/pcapfile.c (mmap, no copy, no syscall per packet; the filter runs as
- * pcap_offline_filter), everything else (pcapng, stdin, fifos) with pcap_next_ex.
+ * pcap_offline_filter, or not at all where net/portfilter.c knows the generated
+ * filter's verdict), everything else (pcapng, stdin, fifos) with pcap_next_ex.
  *
  * Per packet: clock_packet → decode_packet → flow_process (DECODE_OK only);
  * flow_tick every 100 ms of packet time and, live, on every read timeout.
@@ -33,6 +34,7 @@
 #include "net/capture.h"
 #include "net/decode.h"
 #include "net/flow.h"
+#include "net/portfilter.h"
 
 #define LOG_SEL "net.capture"
 #define TICK_EVERY_NS (100 * NS_PER_MS)
@@ -84,6 +86,8 @@ struct capture {
 	 * (pcap_offline_filter) when it reads through pf */
 	struct bpf_program prog;
 	bool have_prog;
+	/* when prog is the generated port filter: its verdict without running it */
+	struct port_filter pfilter;
 	/* file mode, when the file is classic pcap: read through pf instead of pc */
 	struct pcapfile *pf;
 	struct pcap_pkthdr pf_hdr; /* header of the record pf handed out last */
@@ -264,12 +268,17 @@ static char *build_port_filter(const struct hb_config *cfg, bool with_vlan)
 		p = &cfg->protos[i];
 		if (!p->enabled || !p->ops)
 			continue;
-		if ((p->ops->transports & (PROTO_TCP | PROTO_UDP)) == (PROTO_TCP | PROTO_UDP))
-			kind = "";
-		else if (p->ops->transports & PROTO_UDP)
+		switch (port_filter_transports(p)) {
+		case PROTO_TCP | PROTO_UDP:
+			kind = ""; /* also SCTP: net/portfilter.c knows */
+			break;
+		case PROTO_UDP:
 			kind = "udp ";
-		else
+			break;
+		default:
 			kind = "tcp ";
+			break;
+		}
 		for (j = 0; j < p->ports.n; j++, nterms++)
 			sb_printf(&inner, "%s%sport %u", nterms ? " or " : "", kind,
 				  (unsigned)p->ports.v[j]);
@@ -311,6 +320,7 @@ char *capture_build_filter(const struct hb_config *cfg)
  * type without VLAN support (SLL, NULL, raw), retry without the VLAN half. */
 static int set_filter(struct capture *c, const char *what)
 {
+	bool given = c->cfg->bpf_filter && c->cfg->bpf_filter[0], vlan = !given;
 	struct bpf_program prog;
 	char *plain;
 
@@ -323,6 +333,7 @@ static int set_filter(struct capture *c, const char *what)
 		plain = build_port_filter(c->cfg, false);
 		if (!plain)
 			return -EINVAL;
+		vlan = false;
 		hb_free(c->filter);
 		c->filter = plain;
 		if (pcap_compile(c->pc, &prog, c->filter, 1, PCAP_NETMASK_UNKNOWN) != 0) {
@@ -340,6 +351,10 @@ static int set_filter(struct capture *c, const char *what)
 		pcap_freecode(&c->prog);
 	c->prog = prog;
 	c->have_prog = true;
+	if (given)
+		c->pfilter.on = false;
+	else
+		port_filter_init(&c->pfilter, c->cfg, pcap_datalink(c->pc), vlan);
 	return 0;
 }
 
@@ -638,6 +653,7 @@ static void file_unmap(struct capture *c)
 static int file_next(struct capture *c, const struct pcap_pkthdr **h, const u_char **bytes)
 {
 	struct pcap_pkthdr *ph;
+	enum pf_verdict v;
 	int r;
 
 	if (!c->pf) {
@@ -651,7 +667,9 @@ static int file_next(struct capture *c, const struct pcap_pkthdr **h, const u_ch
 		r = pcapfile_next(c->pf, &c->pf_hdr, bytes);
 		if (r <= 0)
 			return r;
-		if (pcap_offline_filter(&c->prog, &c->pf_hdr, *bytes)) {
+		v = port_filter_check(&c->pfilter, *bytes, c->pf_hdr.caplen);
+		if (v == PF_PASS ||
+		    (v == PF_ASK && pcap_offline_filter(&c->prog, &c->pf_hdr, *bytes))) {
 			*h = &c->pf_hdr;
 			return 1;
 		}
