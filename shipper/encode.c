@@ -246,6 +246,10 @@ struct tcache {
 	char text[19];
 };
 
+/* The last second each encoding thread formatted: events come in time order, so
+ * most timestamps share it with the event before. */
+static _Thread_local struct tcache thread_tcache;
+
 /* Derived envelope fields, their dkeys[] ids, and the text they point at. */
 struct env {
 	struct ev_field *f;
@@ -2157,7 +2161,7 @@ static int encode_fast(const struct event *ev, const struct fenv *v, const struc
 	const char *ds = v->ds, *dot = v->dot;
 	size_t ds_len = v->ds_len;
 	struct strbuf *out = w->out;
-	struct tcache tc = {.valid = false};
+	struct tcache *tc = &thread_tcache;
 	struct fast f;
 	char *d;
 
@@ -2177,7 +2181,7 @@ static int encode_fast(const struct event *ev, const struct fenv *v, const struc
 	d = out->p + out->len;
 	*d++ = '{';
 
-	d = fast_time(&f, d, D_TIMESTAMP, V_TS, &tc, ev->ts, 3);
+	d = fast_time(&f, d, D_TIMESTAMP, V_TS, tc, ev->ts, 3);
 	d = fast_tmpl(&f, d, D_AGENT_EPHEMERAL_ID);
 	d = fast_tmpl(&f, d, D_AGENT_ID);
 	d = fast_tmpl(&f, d, D_AGENT_NAME);
@@ -2214,10 +2218,10 @@ static int encode_fast(const struct event *ev, const struct fenv *v, const struc
 		if (times)
 			d = fast_uint(&f, d, D_EVENT_DURATION, V_DURATION, v->duration);
 		if (ev->end_ns)
-			d = fast_time(&f, d, D_EVENT_END, V_END, &tc, ev->end_ns, 6);
+			d = fast_time(&f, d, D_EVENT_END, V_END, tc, ev->end_ns, 6);
 		d = fast_json(&f, d, D_EVENT_KIND, LIT("\"event\""));
 		if (ev->start_ns)
-			d = fast_time(&f, d, D_EVENT_START, V_START, &tc, ev->start_ns, 6);
+			d = fast_time(&f, d, D_EVENT_START, V_START, tc, ev->start_ns, 6);
 		d = fast_json(&f, d, D_EVENT_TYPE, LIT("[\"connection\",\"protocol\"]"));
 	} else {
 		if (ds)
@@ -2591,7 +2595,7 @@ static int shape_write(const struct shape *s, const struct event *ev, const stru
 		       struct writer *w)
 {
 	struct strbuf *o = w->out;
-	struct tcache tc = {.valid = false};
+	struct tcache *tc = &thread_tcache;
 	const struct shape_slot *sl;
 	struct ent e[SHAPE_FIELDS];
 	unsigned pos = 0, n;
@@ -2614,13 +2618,13 @@ static int shape_write(const struct shape *s, const struct event *ev, const stru
 			o->len = (size_t)(d - o->p);
 			return o->err ? -ENOMEM : 0;
 		case V_TS:
-			d = dput_time(d, &tc, ev->ts, 3);
+			d = dput_time(d, tc, ev->ts, 3);
 			break;
 		case V_START:
-			d = dput_time(d, &tc, ev->start_ns, 6);
+			d = dput_time(d, tc, ev->start_ns, 6);
 			break;
 		case V_END:
-			d = dput_time(d, &tc, ev->end_ns, 6);
+			d = dput_time(d, tc, ev->end_ns, 6);
 			break;
 		case V_DURATION:
 			d = dput_u64(d, v->duration);
@@ -2856,10 +2860,18 @@ int encode_event(const struct event *ev, const struct encode_opts *o, struct str
 	return rc;
 }
 
+/* The date of the last day encode_index_name() named, per thread. */
+static _Thread_local struct {
+	uint64_t day;
+	unsigned y, m, d;
+	bool valid;
+} index_day;
+
 void encode_index_name(const struct event *ev, char *buf, size_t size)
 {
 	const char *prefix;
 	unsigned y, m, d;
+	uint64_t day;
 	size_t n;
 
 	if (!size)
@@ -2875,7 +2887,15 @@ void encode_index_name(const struct event *ev, char *buf, size_t size)
 		prefix = "hostbeat-metrics";
 		break;
 	}
-	civil(ev->ts / NS_PER_SEC / 86400, &y, &m, &d);
+	day = ev->ts / NS_PER_SEC / 86400;
+	if (!index_day.valid || index_day.day != day) {
+		civil(day, &index_day.y, &index_day.m, &index_day.d);
+		index_day.day = day;
+		index_day.valid = true;
+	}
+	y = index_day.y;
+	m = index_day.m;
+	d = index_day.d;
 	n = strlen(prefix);
 	if (y <= 9999 && size >= n + 12) { /* the common case without printf */
 		memcpy(buf, prefix, n);

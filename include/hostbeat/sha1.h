@@ -5,6 +5,7 @@
 #ifndef HOSTBEAT_SHA1_H
 #define HOSTBEAT_SHA1_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,5 +24,9 @@ void sha1_update(struct sha1_ctx *c, const void *data, size_t len);
 void sha1_final(struct sha1_ctx *c, uint8_t out[SHA1_DIGEST_LEN]);
 /* One-shot digest of `len` bytes. */
 void sha1(const void *data, size_t len, uint8_t out[SHA1_DIGEST_LEN]);
+/* The CPU's SHA instructions are used when it has them. For tests: on = false
+ * forces the portable code, on = true goes back to the CPU's; returns whether the
+ * SHA instructions are now in use. */
+bool sha1_use_accel(bool on);
 
 #endif
