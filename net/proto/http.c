@@ -175,9 +175,11 @@ struct http_conn {
 	struct strbuf scratch; /* header joins, keys, phrase */
 	struct strbuf dec;     /* url.query: decoded keys and values */
 	struct strbuf enc;     /* url.query: the re-encoded string */
-	struct http_pair pairs[HTTP_MAX_PARAMS];
 	size_t npairs;
 	struct metric *m_resync;
+	/* last: http_conn_new() zeroes everything before it, only pairs[0, npairs) is
+	 * ever read, and a connection is opened per TCP flow */
+	struct http_pair pairs[HTTP_MAX_PARAMS];
 };
 
 struct span {
@@ -194,6 +196,9 @@ static const struct http_config http_defaults = {
 
 static const uint16_t http_ports[] = {80, 8080, 8000, 5000, 8002};
 
+/* The key of http.request.method: response_head finds the field by this pointer. */
+static const char http_method_key[] = "http.request.method";
+
 /* ---- small text helpers ---------------------------------------------------- */
 
 static uint8_t lc(uint8_t ch)
@@ -201,11 +206,23 @@ static uint8_t lc(uint8_t ch)
 	return ch >= 'A' && ch <= 'Z' ? (uint8_t)(ch + 32) : ch;
 }
 
+/* RFC 9110 §5.6.2 token characters: DIGIT, ALPHA and "!#$%&'*+-.^_`|~"; none from
+ * 0x80 up. A table, as nodejs/http-parser has: every byte of every header name is
+ * looked up. */
+static const uint8_t tchar_tab[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x00 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x10 */
+    0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0, /* 0x20 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, /* 0x30 */
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x40 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, /* 0x50 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x60 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0, /* 0x70 */
+};
+
 static bool is_tchar(uint8_t ch)
 {
-	if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'))
-		return true;
-	return ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+	return tchar_tab[ch];
 }
 
 static bool span_ieq(struct span s, const char *z)
@@ -399,130 +416,250 @@ static enum sl_kind parse_status_line(struct span l, struct start_line *sl)
 
 /* ---- headers ------------------------------------------------------------------ */
 
-/* One header line split at the colon. Returns false for a malformed line. */
-static bool split_header(struct span line, struct span *name, struct span *value)
-{
-	const uint8_t *colon = memchr(line.p, ':', line.n);
+/* Each header line is split once per message: as the block scanner (parse_head)
+ * finds the lines, hdr_block_add() splits each, checks the framing headers, notes the
+ * values of the well-known headers and indexes up to HTTP_HDR_INDEX lines (a scan
+ * resumed over several calls does this once the block is complete, with
+ * hdr_block_parse()). Everything after it (exported headers, redaction, url/user
+ * fields) reads that. A block with more lines than the index holds is walked again
+ * line by line (hdr_next), which yields the same sequence. */
+#define HTTP_HDR_INDEX 64
 
-	if (!colon || colon == line.p)
-		return false;
-	name->p = line.p;
-	name->n = (size_t)(colon - line.p);
-	for (size_t i = 0; i < name->n; i++)
-		if (!is_tchar(name->p[i]))
-			return false;
-	*value = span_trim((struct span){colon + 1, line.n - name->n - 1});
-	return true;
-}
-
-/* Iterate the header lines of a complete block (after the start line). Folded
- * continuation lines are skipped. */
-struct hdr_iter {
-	struct cursor cur;
+/* Headers the parser itself reads. Their names all differ in length, so a length
+ * lookup and one compare classify a name (hdr_kind_of). */
+enum hdr_kind {
+	HK_OTHER,
+	HK_CONTENT_LENGTH,
+	HK_CONTENT_TYPE,
+	HK_TRANSFER_ENCODING,
+	HK_HOST,
+	HK_USER_AGENT,
+	HK_REFERER,
+	HK_AUTHORIZATION,
+	HK_PROXY_AUTHORIZATION,
+	HK_N
 };
 
-static void hdr_iter_init(struct hdr_iter *it, const uint8_t *blk, size_t len)
-{
-	struct span first;
+/* One header line (not a folded continuation) of a complete block. */
+struct http_hdr {
+	struct span name;
+	struct span value; /* without the blanks around it */
+	size_t line_n;     /* the whole line without CR LF; name.p is its start */
+	enum hdr_kind kind;
+};
 
-	cur_init(&it->cur, blk, len);
-	next_line(&it->cur, &first); /* the start line */
-}
-
-static bool hdr_next(struct hdr_iter *it, struct span *name, struct span *value)
-{
-	struct span line;
-
-	while (next_line(&it->cur, &line)) {
-		if (line.n == 0)
-			return false;
-		if (line.p[0] == ' ' || line.p[0] == '\t')
-			continue;
-		if (split_header(line, name, value))
-			return true;
-	}
-	return false;
-}
-
-static bool hdr_get(const uint8_t *blk, size_t len, const char *want, struct span *value)
-{
-	struct hdr_iter it;
-	struct span name, v;
-
-	hdr_iter_init(&it, blk, len);
-	while (hdr_next(&it, &name, &v)) {
-		if (span_ieq(name, want)) {
-			*value = v;
-			return true;
-		}
-	}
-	return false;
-}
-
-/* The value of the last `want` line: a repeated Content-Type is not a list
- * (RFC 9110 §8.3), and Packetbeat keeps the last one, so a response sending
- * "Content-type: application/octet-stream" then "Content-Type: binary" is "binary". */
-static bool hdr_get_last(const uint8_t *blk, size_t len, const char *want, struct span *value)
-{
-	struct hdr_iter it;
-	struct span name, v;
-	bool found = false;
-
-	hdr_iter_init(&it, blk, len);
-	while (hdr_next(&it, &name, &v)) {
-		if (span_ieq(name, want)) {
-			*value = v;
-			found = true;
-		}
-	}
-	return found;
-}
-
-/* What the framing headers say; false when they are malformed. */
+/* What the framing headers say. */
 struct framing {
 	bool has_cl, te, chunked;
 	uint64_t cl;
 };
 
-static bool check_headers(const uint8_t *blk, size_t len, struct framing *fr)
+/* A complete header block (start line included), parsed once: hdr_block_init(),
+ * then hdr_block_add() for each line after the start line, as the block scanner
+ * finds them. */
+struct hdr_block {
+	const uint8_t *p;
+	size_t len;
+	const char *real_ip_name; /* config real_ip_header, or NULL */
+	size_t real_ip_n;
+	bool bad;  /* a malformed line or invalid framing: the message is an error */
+	bool any;  /* a header line was added (a folded line before it is bad) */
+	bool walk; /* more lines than h[] holds: hdr_next walks p instead */
+	struct framing fr;
+	/* values of the first and of the last line of each kind; p == NULL: absent */
+	struct span first[HK_N], last[HK_N];
+	struct span real_ip; /* first real_ip_header value */
+	size_t n;
+	struct http_hdr h[HTTP_HDR_INDEX];
+};
+
+/* Does the header name `s` (tchars only) equal `z` (n bytes of lower-case letters
+ * and '-'), ignoring case? ch | 0x20 lower-cases a letter and keeps '-' (0x2d); the
+ * only other byte it turns into one of those is CR (0x0d), which is not a tchar. */
+static bool name_eq(const uint8_t *s, const char *z, size_t n)
 {
-	struct cursor c;
-	struct span line, name, value;
-	bool first = true;
-
-	memset(fr, 0, sizeof(*fr));
-	cur_init(&c, blk, len);
-	next_line(&c, &line);
-	while (next_line(&c, &line) && line.n) {
-		if (line.p[0] == ' ' || line.p[0] == '\t') {
-			if (first)
-				return false;
-			continue;
-		}
-		first = false;
-		if (!split_header(line, &name, &value))
+	for (size_t i = 0; i < n; i++)
+		if ((s[i] | 0x20) != (uint8_t)z[i])
 			return false;
-		if (span_ieq(name, "content-length")) {
-			uint64_t v;
+	return true;
+}
 
-			if (!parse_dec(value, HTTP_MAX_CHUNK_SIZE, &v))
-				return false;
-			if (fr->has_cl && fr->cl != v)
-				return false;
-			fr->has_cl = true;
-			fr->cl = v;
-		} else if (span_ieq(name, "transfer-encoding")) {
-			const uint8_t *comma;
-			struct span last = value;
+static enum hdr_kind hdr_kind_of(struct span name)
+{
+	static const char *const names[HK_N] = {
+	    [HK_CONTENT_LENGTH] = "content-length",
+	    [HK_CONTENT_TYPE] = "content-type",
+	    [HK_TRANSFER_ENCODING] = "transfer-encoding",
+	    [HK_HOST] = "host",
+	    [HK_USER_AGENT] = "user-agent",
+	    [HK_REFERER] = "referer",
+	    [HK_AUTHORIZATION] = "authorization",
+	    [HK_PROXY_AUTHORIZATION] = "proxy-authorization",
+	};
+	/* the one candidate for each length */
+	static const uint8_t by_len[20] = {
+	    [4] = HK_HOST,
+	    [7] = HK_REFERER,
+	    [10] = HK_USER_AGENT,
+	    [12] = HK_CONTENT_TYPE,
+	    [13] = HK_AUTHORIZATION,
+	    [14] = HK_CONTENT_LENGTH,
+	    [17] = HK_TRANSFER_ENCODING,
+	    [19] = HK_PROXY_AUTHORIZATION,
+	};
+	enum hdr_kind k = name.n < sizeof(by_len) ? (enum hdr_kind)by_len[name.n] : HK_OTHER;
 
-			while ((comma = memchr(last.p, ',', last.n)))
-				last =
-				    (struct span){comma + 1, last.n - (size_t)(comma + 1 - last.p)};
-			fr->te = true;
-			fr->chunked = span_ieq(span_trim(last), "chunked");
-		}
+	return k != HK_OTHER && name_eq(name.p, names[k], name.n) ? k : HK_OTHER;
+}
+
+/* One header line split at the colon and classified. Returns false for a malformed
+ * line: no colon, nothing before it, or a byte before it that is not a tchar (one
+ * scan: the first byte that is not a tchar must be the colon, which is not one). */
+static bool split_header(struct span line, struct http_hdr *h)
+{
+	size_t n = 0;
+
+	while (n < line.n && is_tchar(line.p[n]))
+		n++;
+	if (n == 0 || n == line.n || line.p[n] != ':')
+		return false;
+	h->name = (struct span){line.p, n};
+	h->value = span_trim((struct span){line.p + n + 1, line.n - n - 1});
+	h->line_n = line.n;
+	h->kind = hdr_kind_of(h->name);
+	return true;
+}
+
+/* Same name, ignoring case. Two known kinds are equal names exactly when the kinds
+ * are; a known name never equals an HK_OTHER one. */
+static bool hdr_same_name(const struct http_hdr *a, const struct http_hdr *b)
+{
+	return a->kind == b->kind && (a->kind != HK_OTHER || span_ieq_span(a->name, b->name));
+}
+
+/* Content-Length / Transfer-Encoding of one line into `fr`; false when malformed. */
+static bool note_framing(struct framing *fr, const struct http_hdr *h)
+{
+	if (h->kind == HK_CONTENT_LENGTH) {
+		uint64_t v;
+
+		if (!parse_dec(h->value, HTTP_MAX_CHUNK_SIZE, &v))
+			return false;
+		if (fr->has_cl && fr->cl != v)
+			return false;
+		fr->has_cl = true;
+		fr->cl = v;
+	} else if (h->kind == HK_TRANSFER_ENCODING) {
+		const uint8_t *comma;
+		struct span last = h->value;
+
+		while ((comma = memchr(last.p, ',', last.n)))
+			last = (struct span){comma + 1, last.n - (size_t)(comma + 1 - last.p)};
+		fr->te = true;
+		fr->chunked = span_ieq(span_trim(last), "chunked");
 	}
 	return true;
+}
+
+static void hdr_block_init(const struct http_conn *c, struct hdr_block *b)
+{
+	b->p = NULL;
+	b->len = 0;
+	b->real_ip_name = c->hc->real_ip_header;
+	b->real_ip_n = b->real_ip_name ? strlen(b->real_ip_name) : 0;
+	b->bad = b->any = b->walk = false;
+	memset(&b->fr, 0, sizeof(b->fr));
+	memset(b->first, 0, sizeof(b->first));
+	memset(b->last, 0, sizeof(b->last));
+	b->real_ip = (struct span){NULL, 0};
+	b->n = 0;
+}
+
+/* One non-empty line after the start line. Errors are only noted (b->bad): the
+ * scanner adds lines of a block that may still turn out incomplete or over a
+ * limit, and those outcomes come first. */
+static void hdr_block_add(struct hdr_block *b, struct span line)
+{
+	struct http_hdr h;
+
+	if (b->bad)
+		return;
+	if (line.p[0] == ' ' || line.p[0] == '\t') {
+		b->bad = !b->any; /* folded onto nothing; else obsolete folding, ignored */
+		return;
+	}
+	b->any = true;
+	if (!split_header(line, &h) || !note_framing(&b->fr, &h)) {
+		b->bad = true;
+		return;
+	}
+	if (h.kind != HK_OTHER) {
+		if (!b->first[h.kind].p)
+			b->first[h.kind] = h.value;
+		b->last[h.kind] = h.value;
+	}
+	if (b->real_ip_n == h.name.n && !b->real_ip.p && span_ieq(h.name, b->real_ip_name))
+		b->real_ip = h.value;
+	if (b->n < HTTP_HDR_INDEX)
+		b->h[b->n++] = h;
+	else
+		b->walk = true;
+}
+
+/* Parse the complete block `blk` (start line .. empty line) in one go. */
+static void hdr_block_parse(const struct http_conn *c, struct hdr_block *b, const uint8_t *blk,
+			    size_t len)
+{
+	struct cursor cur;
+	struct span line;
+
+	hdr_block_init(c, b);
+	b->p = blk;
+	b->len = len;
+	cur_init(&cur, blk, len);
+	next_line(&cur, &line); /* the start line */
+	while (next_line(&cur, &line) && line.n)
+		hdr_block_add(b, line);
+}
+
+/* Iterate the header lines of a parsed block, in order; folded continuation lines
+ * are skipped. An iterator may be copied to resume from the same line later. */
+struct hdr_iter {
+	const struct hdr_block *b;
+	size_t i;          /* next index in b->h */
+	struct cursor cur; /* b->walk: the next line of b->p */
+};
+
+static void hdr_iter_init(struct hdr_iter *it, const struct hdr_block *b)
+{
+	struct span first;
+
+	it->b = b;
+	it->i = 0;
+	cur_init(&it->cur, b->p, b->len);
+	if (b->walk)
+		next_line(&it->cur, &first); /* the start line */
+}
+
+static bool hdr_next(struct hdr_iter *it, struct http_hdr *h)
+{
+	struct span line;
+
+	if (!it->b->walk) {
+		if (it->i == it->b->n)
+			return false;
+		*h = it->b->h[it->i++];
+		return true;
+	}
+	while (next_line(&it->cur, &line)) {
+		if (line.n == 0)
+			return false;
+		if (line.p[0] == ' ' || line.p[0] == '\t')
+			continue;
+		if (split_header(line, h))
+			return true;
+	}
+	return false;
 }
 
 /* ---- capture buffer --------------------------------------------------------- */
@@ -568,29 +705,26 @@ static bool capturing_body(const struct http_dir *d)
 /* Copy the raw header block into the capture buffer, with credentials redacted:
  * everything after the colon of Authorization / Proxy-Authorization (and of the
  * redact_headers) becomes '*', as Packetbeat does with the raw request. */
-static void cap_headers(struct http_conn *c, struct http_dir *d, const uint8_t *blk, size_t len)
+static void cap_headers(struct http_conn *c, struct http_dir *d, const struct hdr_block *b)
 {
-	struct cursor cur;
-	struct span line, name, value;
+	struct hdr_iter it;
+	struct http_hdr h;
 	size_t base = d->buf_len;
 
-	cap_append(c, d, blk, len);
+	cap_append(c, d, b->p, b->len);
 	if (d->buf_len == base)
 		return;
-	cur_init(&cur, blk, len);
-	next_line(&cur, &line);
-	while (next_line(&cur, &line) && line.n) {
+	hdr_iter_init(&it, b);
+	while (hdr_next(&it, &h)) {
+		size_t at = (size_t)(h.name.p - b->p);
 		bool hide;
 
-		if (!split_header(line, &name, &value))
-			continue;
-		hide = (c->hc->redact_authorization && (span_ieq(name, "authorization") ||
-							span_ieq(name, "proxy-authorization"))) ||
-		       list_has(&c->hc->redact_headers, name);
+		hide = (c->hc->redact_authorization &&
+			(h.kind == HK_AUTHORIZATION || h.kind == HK_PROXY_AUTHORIZATION)) ||
+		       list_has(&c->hc->redact_headers, h.name);
 		if (!hide)
 			continue;
-		for (size_t i = (size_t)(line.p - blk) + name.n + 1;
-		     i < (size_t)(line.p - blk) + line.n && base + i < d->buf_len; i++)
+		for (size_t i = at + h.name.n + 1; i < at + h.line_n && base + i < d->buf_len; i++)
 			d->buf[base + i] = '*';
 	}
 }
@@ -768,71 +902,95 @@ static const char *header_key(struct http_conn *c, struct event *ev, const char 
 	return ev_arena_copy(ev, c->scratch.p, c->scratch.len);
 }
 
+/* Has a line before line `idx` the name of `h`? */
+static bool hdr_seen_before(const struct hdr_block *b, size_t idx, const struct http_hdr *h)
+{
+	struct hdr_iter it;
+	struct http_hdr e;
+
+	hdr_iter_init(&it, b);
+	for (size_t k = 0; k < idx && hdr_next(&it, &e); k++)
+		if (hdr_same_name(&e, h))
+			return true;
+	return false;
+}
+
+/* http.*.headers.<name> for the first line `h` of its name; `after` (NULL for
+ * Content-Type) is positioned after it, for the later lines of the same name. */
+static void export_header(struct http_conn *c, struct event *ev, const struct hdr_block *b,
+			  const char *prefix, const struct http_hdr *h,
+			  const struct hdr_iter *after)
+{
+	const struct http_config *hc = c->hc;
+	const char *key = header_key(c, ev, prefix, h->name);
+	struct hdr_iter later;
+	struct http_hdr h2;
+
+	if (!key)
+		return;
+	if (hc->redact_authorization &&
+	    (h->kind == HK_AUTHORIZATION || h->kind == HK_PROXY_AUTHORIZATION)) {
+		ev_set_strz(ev, key, "*");
+		return;
+	}
+	if (list_has(&hc->redact_headers, h->name)) {
+		ev_set_strz(ev, key, "REDACTED");
+		return;
+	}
+	if (h->kind == HK_CONTENT_TYPE) {
+		ev_set_str(ev, key, b->last[HK_CONTENT_TYPE].p, b->last[HK_CONTENT_TYPE].n);
+		return;
+	}
+	strbuf_reset(&c->scratch);
+	strbuf_append(&c->scratch, h->value.p, h->value.n);
+	later = *after;
+	while (hdr_next(&later, &h2)) {
+		if (!hdr_same_name(&h2, h))
+			continue;
+		strbuf_append(&c->scratch, ", ", 2);
+		strbuf_append(&c->scratch, h2.value.p, h2.value.n);
+	}
+	if (!c->scratch.err)
+		ev_set_str(ev, key, c->scratch.p, c->scratch.len);
+}
+
 /* http.{request,response}.headers.*: content-type always, the rest when listed in
  * send_headers or with send_all_headers; repeated headers joined with ", " at the
  * position of their first line, except content-type, which is the last line's value
- * (the one the body decisions use). content-length is added when the message
- * completes (as a number). */
-static void export_headers(struct http_conn *c, struct event *ev, const uint8_t *blk, size_t len,
+ * (the one the body decisions use): a repeated Content-Type is not a list (RFC 9110
+ * §8.3), and Packetbeat keeps the last one, so a response sending "Content-type:
+ * application/octet-stream" then "Content-Type: binary" is "binary". content-length
+ * is added when the message completes (as a number). */
+static void export_headers(struct http_conn *c, struct event *ev, const struct hdr_block *b,
 			   const char *prefix)
 {
 	const struct http_config *hc = c->hc;
-	struct hdr_iter it, scan;
-	struct span name, value, n2, v2;
+	struct hdr_iter it;
+	struct http_hdr h;
 	size_t idx = 0;
 
-	hdr_iter_init(&it, blk, len);
-	for (; hdr_next(&it, &name, &value); idx++) {
-		const char *key;
-		bool dup = false;
-		size_t k;
+	if (!hc->send_all_headers && hc->send_headers.n == 0) {
+		/* the usual configuration: Content-Type alone, no need to walk the lines
+		 * (every spelling of the name makes the same key) */
+		static const struct http_hdr ct = {
+		    .name = {(const uint8_t *)"content-type", 12},
+		    .kind = HK_CONTENT_TYPE,
+		};
 
-		if (span_ieq(name, "content-length"))
+		if (b->first[HK_CONTENT_TYPE].p)
+			export_header(c, ev, b, prefix, &ct, NULL);
+		return;
+	}
+	hdr_iter_init(&it, b);
+	for (; hdr_next(&it, &h); idx++) {
+		if (h.kind == HK_CONTENT_LENGTH)
 			continue;
-		if (!span_ieq(name, "content-type") && !hc->send_all_headers &&
-		    !list_has(&hc->send_headers, name))
+		if (h.kind != HK_CONTENT_TYPE && !hc->send_all_headers &&
+		    !list_has(&hc->send_headers, h.name))
 			continue;
 		/* already emitted with an earlier line of the same name? */
-		hdr_iter_init(&scan, blk, len);
-		for (k = 0; k < idx && hdr_next(&scan, &n2, &v2); k++) {
-			if (span_ieq_span(n2, name)) {
-				dup = true;
-				break;
-			}
-		}
-		if (dup)
-			continue;
-		key = header_key(c, ev, prefix, name);
-		if (!key)
-			continue;
-		if (hc->redact_authorization &&
-		    (span_ieq(name, "authorization") || span_ieq(name, "proxy-authorization"))) {
-			ev_set_strz(ev, key, "*");
-			continue;
-		}
-		if (list_has(&hc->redact_headers, name)) {
-			ev_set_strz(ev, key, "REDACTED");
-			continue;
-		}
-		if (span_ieq(name, "content-type")) {
-			hdr_get_last(blk, len, "content-type", &value);
-			ev_set_str(ev, key, value.p, value.n);
-			continue;
-		}
-		strbuf_reset(&c->scratch);
-		strbuf_append(&c->scratch, value.p, value.n);
-		/* position `scan` after line idx: the later lines follow */
-		hdr_iter_init(&scan, blk, len);
-		for (k = 0; k <= idx && hdr_next(&scan, &n2, &v2); k++)
-			;
-		while (hdr_next(&scan, &n2, &v2)) {
-			if (!span_ieq_span(n2, name))
-				continue;
-			strbuf_append(&c->scratch, ", ", 2);
-			strbuf_append(&c->scratch, v2.p, v2.n);
-		}
-		if (!c->scratch.err)
-			ev_set_str(ev, key, c->scratch.p, c->scratch.len);
+		if (!hdr_seen_before(b, idx, &h))
+			export_header(c, ev, b, prefix, &h, &it);
 	}
 }
 
@@ -906,9 +1064,8 @@ static void split_target(struct span t, struct target *out)
 }
 
 /* Fields known when the request header block is complete. */
-static void request_head_fields(struct http_conn *c, struct http_dir *d, struct event *ev,
-				const struct start_line *sl, const uint8_t *blk, size_t len,
-				struct proto_ctx *ctx)
+static void request_head_fields(struct http_conn *c, struct event *ev, const struct start_line *sl,
+				const struct hdr_block *b, struct proto_ctx *ctx)
 {
 	struct target tg;
 	struct span v, path;
@@ -939,16 +1096,18 @@ static void request_head_fields(struct http_conn *c, struct http_dir *d, struct 
 		ev_set_str(ev, "query", c->scratch.p, c->scratch.len);
 	ev_set_str(ev, "path", path.p, path.n);
 	ev_set_strz(ev, "http.version", sl->version);
-	ev_set_str(ev, "http.request.method", sl->method.p, sl->method.n);
-	export_headers(c, ev, blk, len, "http.request.headers.");
-	if (hdr_get(blk, len, "user-agent", &v))
+	ev_set_str(ev, http_method_key, sl->method.p, sl->method.n);
+	export_headers(c, ev, b, "http.request.headers.");
+	v = b->first[HK_USER_AGENT];
+	if (v.p)
 		ev_set_str(ev, "user_agent.original", v.p, v.n);
-	if (hdr_get(blk, len, "referer", &v))
+	v = b->first[HK_REFERER];
+	if (v.p)
 		ev_set_str(ev, "http.request.referrer", v.p, v.n);
-	if (hdr_get(blk, len, "authorization", &v))
-		basic_user(ev, v);
-	if (c->hc->real_ip_header && c->hc->real_ip_header[0] &&
-	    hdr_get(blk, len, c->hc->real_ip_header, &v)) {
+	if (b->first[HK_AUTHORIZATION].p)
+		basic_user(ev, b->first[HK_AUTHORIZATION]);
+	v = b->real_ip;
+	if (v.p) {
 		const uint8_t *comma = memchr(v.p, ',', v.n);
 
 		if (comma)
@@ -959,7 +1118,6 @@ static void request_head_fields(struct http_conn *c, struct http_dir *d, struct 
 	}
 	if (tg.has_query)
 		params_add(c, tg.query, ctx);
-	(void)d;
 }
 
 /* url.* and the Host-derived fields; after the body when it feeds url.query. */
@@ -1216,40 +1374,40 @@ enum head_result { HEAD_OK, HEAD_MORE, HEAD_ERROR };
 
 /* A complete request header block. */
 static enum head_result request_head(struct http_conn *c, struct http_dir *d,
-				     const struct start_line *sl, const uint8_t *blk, size_t len,
+				     const struct start_line *sl, const struct hdr_block *b,
 				     struct proto_ctx *ctx)
 {
 	const struct http_config *hc = c->hc;
-	struct framing fr;
 	struct event *ev;
-	struct span ctype = {NULL, 0}, hostv;
+	struct span ctype;
 	bool have_ctype;
 
-	if (!check_headers(blk, len, &fr))
+	if (b->bad)
 		return HEAD_ERROR;
 	txn_fifo_expire(&c->fifo, ctx, c->timeout, "Unmatched request");
-	have_ctype = hdr_get_last(blk, len, "content-type", &ctype);
+	ctype = b->last[HK_CONTENT_TYPE];
+	have_ctype = ctype.p != NULL;
 	ev = txn_new_event(ctx, &http_proto);
 	d->ev = ev;
 	if (ev) {
 		txn_init_event(ev, ctx->conn, d->msg_ts);
-		request_head_fields(c, d, ev, sl, blk, len, ctx);
+		request_head_fields(c, ev, sl, b, ctx);
 	}
 	d->want_raw = c->send_request && ev;
 	d->cap_content = ev && want_body(hc, &hc->include_request_body_for, have_ctype, ctype);
 	d->cap_raw_body = d->want_raw && d->cap_content;
 	d->cap_form = ev && have_ctype && span_icontains(ctype, "x-www-form-urlencoded");
 	if (d->want_raw)
-		cap_headers(c, d, blk, len);
+		cap_headers(c, d, b);
 	d->hdr_part = d->buf_len;
-	if (!start_body(c, d, &fr, true, false))
+	if (!start_body(c, d, &b->fr, true, false))
 		return HEAD_ERROR;
 	if (ev) {
 		struct span host = {(const uint8_t *)"", 0};
 		uint16_t port = 0;
 
-		if (hdr_get(blk, len, "host", &hostv))
-			split_host(hostv, &host, &port);
+		if (b->first[HK_HOST].p)
+			split_host(b->first[HK_HOST], &host, &port);
 		if (d->cap_form && d->state != HS_START) {
 			/* url.query also takes the body's parameters: wait for it */
 			d->url_pending = true;
@@ -1263,27 +1421,36 @@ static enum head_result request_head(struct http_conn *c, struct http_dir *d,
 	return HEAD_OK;
 }
 
-static bool method_is(const struct event *ev, const char *m)
+/* http.request.method of a request event, or NULL. It is set with the key
+ * http_method_key, so comparing key pointers finds it, from the front where it is
+ * (ev_find compares the text of every key from the back). */
+static const struct ev_field *request_method(const struct event *ev)
 {
-	const struct ev_field *f = ev ? ev_find(ev, "http.request.method") : NULL;
+	for (size_t i = 0; i < ev->nfields; i++)
+		if (ev->fields[i].key == http_method_key && !ev->fields[i].member)
+			return &ev->fields[i];
+	return NULL;
+}
 
+/* Is `f` (http.request.method, or NULL) the method `m`? */
+static bool method_is(const struct ev_field *f, const char *m)
+{
 	return f && strlen(m) == f->v.s.len && memcmp(f->v.s.p, m, f->v.s.len) == 0;
 }
 
 /* A complete response header block. */
 static enum head_result response_head(struct http_conn *c, struct http_dir *d,
-				      const struct start_line *sl, const uint8_t *blk, size_t len,
+				      const struct start_line *sl, const struct hdr_block *b,
 				      struct proto_ctx *ctx)
 {
 	const struct http_config *hc = c->hc;
 	struct http_dir *rq = &c->dir[DIR_TO_SERVER];
-	struct framing fr;
 	struct event *ev;
-	struct span ctype = {NULL, 0};
+	struct span ctype;
 	bool have_ctype, no_body, tunnel = false;
 	size_t i;
 
-	if (!check_headers(blk, len, &fr))
+	if (b->bad)
 		return HEAD_ERROR;
 	txn_fifo_expire(&c->fifo, ctx, c->timeout, "Unmatched request");
 	if (sl->code < 200 && sl->code != 101) {
@@ -1314,26 +1481,29 @@ static enum head_result response_head(struct http_conn *c, struct http_dir *d,
 	d->ev = ev;
 	d->status_code = sl->code;
 	if (ev) {
+		const struct ev_field *method = request_method(ev);
+
 		ev->end_ns = d->msg_ts;
-		d->is_head = method_is(ev, "HEAD");
-		tunnel = sl->code == 101 || (method_is(ev, "CONNECT") && sl->code < 300);
+		d->is_head = method_is(method, "HEAD");
+		tunnel = sl->code == 101 || (method_is(method, "CONNECT") && sl->code < 300);
 		ev_set_uint(ev, "http.response.status_code", sl->code);
 		strbuf_reset(&c->scratch);
 		for (i = 0; i < sl->phrase.n; i++)
 			strbuf_putc(&c->scratch, (char)lc(sl->phrase.p[i]));
 		if (!c->scratch.err)
 			ev_set_str(ev, "http.response.status_phrase", c->scratch.p, c->scratch.len);
-		export_headers(c, ev, blk, len, "http.response.headers.");
+		export_headers(c, ev, b, "http.response.headers.");
 	}
-	have_ctype = hdr_get_last(blk, len, "content-type", &ctype);
+	ctype = b->last[HK_CONTENT_TYPE];
+	have_ctype = ctype.p != NULL;
 	d->want_raw = c->send_response && ev;
 	d->cap_content = ev && want_body(hc, &hc->include_response_body_for, have_ctype, ctype);
 	d->cap_raw_body = d->want_raw && d->cap_content;
 	if (d->want_raw)
-		cap_headers(c, d, blk, len);
+		cap_headers(c, d, b);
 	d->hdr_part = d->buf_len;
 	no_body = d->is_head || sl->code == 204 || sl->code == 304 || tunnel;
-	if (!start_body(c, d, &fr, false, no_body))
+	if (!start_body(c, d, &b->fr, false, no_body))
 		return HEAD_ERROR;
 	if (tunnel)
 		d->state = HS_TUNNEL; /* response_done below resets it; restored by caller */
@@ -1355,12 +1525,14 @@ static enum head_result parse_head(struct http_conn *c, enum proto_dir dir, stru
 				   struct proto_ctx *ctx)
 {
 	struct http_dir *d = &c->dir[dir];
+	struct hdr_block b;
 	struct start_line sl;
 	enum sl_kind kind;
 	enum head_result hr;
 	struct cursor blk;
 	struct span line;
 	size_t start, blen;
+	bool indexed, have_sl = false;
 
 	/* blank lines between messages (RFC 9112 §2.2) */
 	while (d->scan == 0 && cur_left(in)) {
@@ -1384,6 +1556,11 @@ static enum head_result parse_head(struct http_conn *c, enum proto_dir dir, stru
 		d->nlines = 0;
 	}
 	cur_seek(&blk, d->scan);
+	/* From the start line on, each header line goes to `b` as it is found; a scan
+	 * resumed from an earlier call parses the whole block again once complete. */
+	indexed = d->scan == 0;
+	if (indexed)
+		hdr_block_init(c, &b);
 	for (;;) {
 		size_t lstart = blk.off;
 
@@ -1431,6 +1608,7 @@ static enum head_result parse_head(struct http_conn *c, enum proto_dir dir, stru
 				d->scan = 0;
 				return HEAD_OK;
 			}
+			have_sl = true;
 			d->nlines = 1;
 			continue;
 		}
@@ -1445,21 +1623,31 @@ static enum head_result parse_head(struct http_conn *c, enum proto_dir dir, stru
 			return HEAD_ERROR;
 		}
 		d->nlines++;
+		if (indexed)
+			hdr_block_add(&b, line);
 	}
 	blen = blk.off;
-	/* the start line again (cheap) for the head handlers */
-	cur_init(&blk, in->p + start, blen);
-	next_line(&blk, &line);
-	memset(&sl, 0, sizeof(sl));
-	if (dir == DIR_TO_SERVER)
-		parse_request_line(line, &sl);
-	else
-		parse_status_line(line, &sl);
+	if (indexed) {
+		b.p = in->p + start;
+		b.len = blen;
+	} else {
+		hdr_block_parse(c, &b, in->p + start, blen);
+	}
+	if (!have_sl) {
+		/* the start line was seen by an earlier call: parse it again (cheap) */
+		cur_init(&blk, in->p + start, blen);
+		next_line(&blk, &line);
+		memset(&sl, 0, sizeof(sl));
+		if (dir == DIR_TO_SERVER)
+			parse_request_line(line, &sl);
+		else
+			parse_status_line(line, &sl);
+	}
 	d->seen = true;
 	d->synced = true;
 	d->msg_bytes = blen;
-	hr = dir == DIR_TO_SERVER ? request_head(c, d, &sl, in->p + start, blen, ctx)
-				  : response_head(c, d, &sl, in->p + start, blen, ctx);
+	hr = dir == DIR_TO_SERVER ? request_head(c, d, &sl, &b, ctx)
+				  : response_head(c, d, &sl, &b, ctx);
 	if (hr != HEAD_OK)
 		return hr;
 	cur_skip(in, blen);
@@ -1537,10 +1725,11 @@ static enum head_result parse_chunk_size(struct http_dir *d, struct span line)
 static void *http_conn_new(const struct conn_info *info)
 {
 	const struct cfg_proto *cfg = info ? info->cfg : NULL;
-	struct http_conn *c = hb_calloc(1, sizeof(*c));
+	struct http_conn *c = hb_malloc(sizeof(*c));
 
 	if (!c)
 		return NULL;
+	memset(c, 0, offsetof(struct http_conn, pairs));
 	c->hc = cfg && cfg->priv ? cfg->priv : &http_defaults;
 	c->max_header_bytes =
 	    c->hc->max_header_bytes ? c->hc->max_header_bytes : HTTP_DEF_MAX_HEADER_BYTES;

@@ -419,6 +419,199 @@ static void test_pool_exhausted(void **state)
 	assert_int_equal(f->ev[0]->status, EV_STATUS_OK);
 }
 
+/* A request with `nfill` filler lines between the headers the parser reads, so the
+ * interesting lines land before and after the parser's index of header lines (64
+ * lines; past it the block is walked instead). Written into buf, length returned. */
+static size_t many_headers_req(char *buf, size_t cap, int nfill)
+{
+	size_t n = 0;
+
+	n += (size_t)snprintf(buf + n, cap - n,
+			      "POST /form HTTP/1.1\r\n"
+			      "X-Dup: a\r\n"
+			      "Content-Type: text/plain\r\n"
+			      "Host: first.example\r\n");
+	for (int i = 0; i < nfill; i++)
+		n += (size_t)snprintf(buf + n, cap - n, "X-F%d: v%d\r\n", i, i);
+	n += (size_t)snprintf(buf + n, cap - n,
+			      "x-DUP: b\r\n"
+			      "HOST: second.example:8080\r\n"
+			      "user-agent: late-agent/1\r\n"
+			      "X-Secret: hunter2\r\n"
+			      "x-forwarded-for: 192.0.2.7, 10.0.0.1\r\n"
+			      "X-Dup:c\r\n"
+			      "content-type: application/x-www-form-urlencoded\r\n"
+			      "Content-Length: 7\r\n"
+			      "\r\n"
+			      "a=1&b=2");
+	assert_true(n < cap);
+	return n;
+}
+
+static void check_many_headers(struct fx *f, const char *req, size_t len, bool bytewise)
+{
+	const struct ev_field *raw;
+	struct event *ev;
+
+	fx_set(f, "send_headers", "x-dup,X-F3,host");
+	fx_set(f, "redact_headers", "x-secret");
+	fx_set(f, "real_ip_header", "X-Forwarded-For");
+	f->cfg.send_request = true;
+	if (bytewise) {
+		/* the scan resumes at every byte: the block is parsed again once complete */
+		for (size_t i = 0; i < len; i++)
+			assert_int_not_equal(feed_n(f, DIR_TO_SERVER, req + i, 1), PARSE_ERROR);
+		assert_int_equal(f->last, PARSE_OK);
+		assert_int_equal(f->tlen[DIR_TO_SERVER], 0);
+	} else {
+		assert_int_equal(feed_n(f, DIR_TO_SERVER, req, len), PARSE_OK);
+	}
+	assert_int_equal(feed(f, DIR_TO_CLIENT, "HTTP/1.1 204 No Content\r\n\r\n"), PARSE_OK);
+	assert_int_equal(f->nev, 1);
+	ev = f->ev[0];
+	/* repeated lines joined at the first one, whatever the case of the name */
+	assert_str(ev, "http.request.headers.x-dup", "a, b, c");
+	assert_str(ev, "http.request.headers.x-f3", "v3");
+	assert_str(ev, "http.request.headers.host", "first.example, second.example:8080");
+	/* Content-Type: the last line; the rest: the first line */
+	assert_str(ev, "http.request.headers.content-type", "application/x-www-form-urlencoded");
+	assert_str(ev, "url.domain", "first.example");
+	assert_null(ev_find(ev, "url.port"));
+	assert_str(ev, "user_agent.original", "late-agent/1");
+	assert_str(ev, "network.forwarded_ip", "192.0.2.7");
+	assert_null(ev_find(ev, "http.request.headers.x-secret"));
+	assert_null(ev_find(ev, "http.request.headers.x-f4"));
+	/* the urlencoded body (last Content-Type) feeds url.query */
+	assert_str(ev, "url.query", "a=1&b=2");
+	assert_uint(ev, "http.request.body.bytes", 7);
+	assert_uint(ev, "http.request.headers.content-length", 7);
+	raw = field(ev, "request");
+	assert_int_equal(raw->v.s.len, len - 7);
+	assert_non_null(memmem(raw->v.s.p, raw->v.s.len, "\r\nX-Secret:********\r\n", 21));
+	assert_nowhere(f, "hunter2");
+}
+
+static void test_headers_indexed(void **state)
+{
+	char req[8192];
+	size_t n = many_headers_req(req, sizeof(req), 10);
+
+	check_many_headers(*state, req, n, false);
+}
+
+static void test_headers_past_index(void **state)
+{
+	char req[8192];
+	size_t n = many_headers_req(req, sizeof(req), 100);
+
+	check_many_headers(*state, req, n, false);
+}
+
+static void test_headers_indexed_bytewise(void **state)
+{
+	char req[8192];
+	size_t n = many_headers_req(req, sizeof(req), 10);
+
+	check_many_headers(*state, req, n, true);
+}
+
+static void test_headers_past_index_bytewise(void **state)
+{
+	char req[8192];
+	size_t n = many_headers_req(req, sizeof(req), 100);
+
+	check_many_headers(*state, req, n, true);
+}
+
+/* send_all_headers: every name once, lower-cased, repeats joined; content-length is
+ * the number; names of the framing headers match in any case. */
+static void test_all_headers_mixed_case(void **state)
+{
+	struct fx *f = *state;
+	struct event *ev;
+	size_t nhdr = 0;
+
+	fx_set(f, "send_all_headers", "true");
+	feed(f, DIR_TO_SERVER, "GET / HTTP/1.1\r\nhOsT: h.example\r\nX-A: 1\r\n\r\n");
+	assert_int_equal(feed(f, DIR_TO_CLIENT,
+			      "HTTP/1.1 200 OK\r\n"
+			      "Set-Cookie: a=1\r\n"
+			      "CONTENT-type: text/html\r\n"
+			      "set-COOKIE: b=2\r\n"
+			      "X-Empty:\r\n"
+			      "Content-Type: text/plain\r\n"
+			      "TRANSFER-ENCODING: gzip, Chunked\r\n"
+			      "\r\n"
+			      "2\r\nhi\r\n0\r\n\r\n"),
+			 PARSE_OK);
+	assert_int_equal(f->nev, 1);
+	ev = f->ev[0];
+	assert_str(ev, "url.domain", "h.example");
+	assert_str(ev, "http.request.headers.host", "h.example");
+	assert_str(ev, "http.request.headers.x-a", "1");
+	assert_str(ev, "http.response.headers.set-cookie", "a=1, b=2");
+	assert_str(ev, "http.response.headers.content-type", "text/plain");
+	assert_str(ev, "http.response.headers.x-empty", "");
+	assert_str(ev, "http.response.headers.transfer-encoding", "gzip, Chunked");
+	assert_uint(ev, "http.response.body.bytes", 2);
+	assert_uint(ev, "http.response.headers.content-length", 2);
+	for (size_t i = 0; i < ev->nfields; i++)
+		if (strncmp(ev->fields[i].key, "http.response.headers.", 22) == 0)
+			nhdr++;
+	assert_int_equal(nhdr, 5); /* set-cookie, content-type, x-empty, t-e, c-l */
+}
+
+/* A header line that is not "token: value" makes the message an error; a folded
+ * continuation line is ignored, unless there is no line before it to continue. */
+static void test_malformed_header_lines(void **state)
+{
+	struct fx *f = *state;
+	static const char *const bad[] = {
+	    "GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
+	    "GET / HTTP/1.1\r\n: novalue\r\n\r\n",
+	    "GET / HTTP/1.1\r\nNoColon\r\n\r\n",
+	    "GET / HTTP/1.1\r\nA(b): x\r\n\r\n",
+	    "GET / HTTP/1.1\r\n folded: x\r\nA: 1\r\n\r\n",
+	    "GET / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n",
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(feed(f, DIR_TO_SERVER, bad[i]), PARSE_ERROR);
+		fx_close(f);
+	}
+	fx_set(f, "send_headers", "a,b");
+	assert_int_equal(
+	    feed(f, DIR_TO_SERVER,
+		 "GET / HTTP/1.1\r\nA: 1\r\n  more: of a\r\n\tstill a\r\nB:2 \r\n\r\n"),
+	    PARSE_OK);
+	feed(f, DIR_TO_CLIENT, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	assert_int_equal(f->nev, 1);
+	assert_str(f->ev[0], "http.request.headers.a", "1");
+	assert_str(f->ev[0], "http.request.headers.b", "2");
+	assert_null(ev_find(f->ev[0], "http.request.headers.more"));
+}
+
+/* The response's framing depends on the method of its request: HEAD has no body,
+ * a successful CONNECT turns the connection into a tunnel. */
+static void test_head_and_connect(void **state)
+{
+	struct fx *f = *state;
+
+	feed(f, DIR_TO_SERVER, "HEAD /h HTTP/1.1\r\nHost: h\r\n\r\n");
+	feed(f, DIR_TO_CLIENT, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+	assert_int_equal(f->nev, 1);
+	assert_null(ev_find(f->ev[0], "http.response.body.bytes"));
+	assert_uint(f->ev[0], "http.response.headers.content-length", 100);
+	feed(f, DIR_TO_SERVER, "CONNECT h:443 HTTP/1.1\r\n\r\n");
+	feed(f, DIR_TO_CLIENT, "HTTP/1.1 200 Connection established\r\n\r\n");
+	assert_int_equal(f->nev, 2);
+	assert_str(f->ev[1], "path", "h:443");
+	/* tunnel bytes are not HTTP */
+	assert_int_equal(feed(f, DIR_TO_SERVER, "\x16\x03\x01 not http\r\n\r\n"), PARSE_OK);
+	assert_int_equal(feed(f, DIR_TO_CLIENT, "\x16\x03\x03 nor this\r\n\r\n"), PARSE_OK);
+	assert_int_equal(f->nev, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -440,6 +633,14 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_continue_and_close, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_pending_cap, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_pool_exhausted, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_headers_indexed, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_headers_past_index, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_headers_indexed_bytewise, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_headers_past_index_bytewise, fx_setup,
+					    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_all_headers_mixed_case, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_malformed_header_lines, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_head_and_connect, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
