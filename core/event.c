@@ -162,30 +162,37 @@ const char *ev_status_name(enum ev_status s)
 
 /* ---- arena ------------------------------------------------------------------ */
 
-char *ev_arena_copy(struct event *ev, const void *s, size_t len)
+/* A new chunk that holds at least len + 1 bytes, or false when the cap or memory
+ * refuses it. */
+static bool arena_grow(struct event *ev, size_t len)
 {
 	struct ev_chunk *c;
-	size_t want;
+	size_t want = len + 1 > EV_CHUNK_MIN ? len + 1 : EV_CHUNK_MIN;
+
+	if (ev->pool->max_event_bytes - ev->arena_total < want) {
+		want = len + 1; /* a tight chunk may still fit under the cap */
+		if (ev->pool->max_event_bytes - ev->arena_total < want)
+			return false;
+	}
+	c = hb_malloc(sizeof(*c) + want);
+	if (!c)
+		return false;
+	c->size = want;
+	c->next = ev->chunks;
+	ev->chunks = c;
+	ev->arena = c->data;
+	ev->arena_size = (uint32_t)want;
+	ev->arena_used = 0;
+	ev->arena_total += (uint32_t)want;
+	return true;
+}
+
+char *ev_arena_copy(struct event *ev, const void *s, size_t len)
+{
 	char *r;
 
-	if (ev->arena_size - ev->arena_used < len + 1) {
-		want = len + 1 > EV_CHUNK_MIN ? len + 1 : EV_CHUNK_MIN;
-		if (ev->pool->max_event_bytes - ev->arena_total < want) {
-			want = len + 1; /* a tight chunk may still fit under the cap */
-			if (ev->pool->max_event_bytes - ev->arena_total < want)
-				return NULL;
-		}
-		c = hb_malloc(sizeof(*c) + want);
-		if (!c)
-			return NULL;
-		c->size = want;
-		c->next = ev->chunks;
-		ev->chunks = c;
-		ev->arena = c->data;
-		ev->arena_size = (uint32_t)want;
-		ev->arena_used = 0;
-		ev->arena_total += (uint32_t)want;
-	}
+	if (ev->arena_size - ev->arena_used < len + 1 && !arena_grow(ev, len))
+		return NULL;
 	r = ev->arena + ev->arena_used;
 	if (len && s)
 		memcpy(r, s, len);
@@ -194,39 +201,60 @@ char *ev_arena_copy(struct event *ev, const void *s, size_t len)
 	return r;
 }
 
-/* ---- fields ----------------------------------------------------------------- */
+/* ---- fields -----------------------------------------------------------------
+ *
+ * The setters run for every field of every event, so each has a short common path
+ * (room in the field array, a short string that fits the current arena chunk) with
+ * no call in it, and hands everything else to the general code. */
 
-static struct ev_field *ev_add(struct event *ev, const char *key, enum ev_vtype type)
+static void count_dropped(struct event *ev)
 {
-	struct ev_field *f;
+	ev->dropped_fields++;
+	metric_inc(ev->pool->fields_dropped);
+}
 
-	if (ev->nfields == ev->fields_cap) {
-		size_t cap = (size_t)ev->fields_cap * 2;
-		struct ev_field *grown;
+/* Room for one more field: the array doubles up to max_fields. False (counted)
+ * when the cap or memory refuses it. */
+static bool fields_grow(struct event *ev)
+{
+	size_t cap = (size_t)ev->fields_cap * 2;
+	struct ev_field *grown;
 
-		if (cap > ev->pool->max_fields)
-			cap = ev->pool->max_fields;
-		grown = cap > ev->fields_cap ? hb_malloc(cap * sizeof(*grown)) : NULL;
-		if (!grown) {
-			ev->dropped_fields++;
-			metric_inc(ev->pool->fields_dropped);
-			return NULL;
-		}
-		memcpy(grown, ev->fields, ev->nfields * sizeof(*grown));
-		if (ev->fields != ev->inline_fields)
-			hb_free(ev->fields);
-		ev->fields = grown;
-		ev->fields_cap = (uint16_t)cap;
+	if (cap > ev->pool->max_fields)
+		cap = ev->pool->max_fields;
+	grown = cap > ev->fields_cap ? hb_malloc(cap * sizeof(*grown)) : NULL;
+	if (!grown) {
+		count_dropped(ev);
+		return false;
 	}
-	f = &ev->fields[ev->nfields++];
+	memcpy(grown, ev->fields, ev->nfields * sizeof(*grown));
+	if (ev->fields != ev->inline_fields)
+		hb_free(ev->fields);
+	ev->fields = grown;
+	ev->fields_cap = (uint16_t)cap;
+	return true;
+}
+
+/* The next field, which the caller made sure exists, zeroed (value bytes a type
+ * leaves unused stay 0) with its key and placement set. */
+static inline struct ev_field *field_take(struct event *ev, const char *key, enum ev_vtype type,
+					  const char *member, unsigned elem, uint8_t flags)
+{
+	struct ev_field *f = &ev->fields[ev->nfields++];
+
 	memset(f, 0, sizeof(*f));
 	f->key = key;
+	f->member = member;
+	f->elem = (uint16_t)elem;
 	f->type = (uint8_t)type;
+	f->flags = flags;
 	return f;
 }
 
-static int ev_add_str(struct event *ev, const char *key, const char *member, unsigned elem,
-		      uint8_t flags, const void *s, size_t len)
+/* A string field, any length: the text goes into the arena before the field is
+ * taken (a refused field still used its arena bytes). */
+static int add_str_general(struct event *ev, const char *key, const char *member, unsigned elem,
+			   uint8_t flags, const void *s, size_t len)
 {
 	struct ev_field *f;
 	char *copy;
@@ -235,16 +263,64 @@ static int ev_add_str(struct event *ev, const char *key, const char *member, uns
 		len = UINT32_MAX - 1;
 	copy = ev_arena_copy(ev, s, len);
 	if (!copy) {
-		ev->dropped_fields++;
-		metric_inc(ev->pool->fields_dropped);
+		count_dropped(ev);
 		return -ENOSPC;
 	}
-	f = ev_add(ev, key, EV_T_STR);
-	if (!f)
+	if (ev->nfields == ev->fields_cap && !fields_grow(ev))
 		return -ENOSPC;
-	f->member = member;
-	f->elem = (uint16_t)elem;
-	f->flags = flags;
+	f = field_take(ev, key, EV_T_STR, member, elem, flags);
+	f->v.s.p = copy;
+	f->v.s.len = (uint32_t)len;
+	return 0;
+}
+
+#define SHORT_STR 32 /* most field values: methods, codes, names, addresses, short queries */
+
+/* memcpy() of n <= SHORT_STR bytes without the call: two overlapping moves. */
+static inline void copy_short(char *d, const char *s, size_t n)
+{
+	char a16[16], b16[16];
+	uint64_t a8, b8;
+	uint32_t a4, b4;
+
+	if (n >= 16) {
+		memcpy(a16, s, 16);
+		memcpy(b16, s + n - 16, 16);
+		memcpy(d, a16, 16);
+		memcpy(d + n - 16, b16, 16);
+	} else if (n >= 8) {
+		memcpy(&a8, s, 8);
+		memcpy(&b8, s + n - 8, 8);
+		memcpy(d, &a8, 8);
+		memcpy(d + n - 8, &b8, 8);
+	} else if (n >= 4) {
+		memcpy(&a4, s, 4);
+		memcpy(&b4, s + n - 4, 4);
+		memcpy(d, &a4, 4);
+		memcpy(d + n - 4, &b4, 4);
+	} else if (n) {
+		d[0] = s[0];
+		d[n / 2] = s[n / 2];
+		d[n - 1] = s[n - 1];
+	}
+}
+
+/* add_str_general() with the common case inline: a short string, room in the
+ * current arena chunk and in the field array. */
+static inline int add_str(struct event *ev, const char *key, const char *member, unsigned elem,
+			  uint8_t flags, const void *s, size_t len)
+{
+	struct ev_field *f;
+	char *copy;
+
+	if (len > SHORT_STR || !s || ev->arena_size - ev->arena_used < len + 1 ||
+	    ev->nfields == ev->fields_cap)
+		return add_str_general(ev, key, member, elem, flags, s, len);
+	copy = ev->arena + ev->arena_used;
+	copy_short(copy, s, len);
+	copy[len] = '\0';
+	ev->arena_used += (uint32_t)len + 1;
+	f = field_take(ev, key, EV_T_STR, member, elem, flags);
 	f->v.s.p = copy;
 	f->v.s.len = (uint32_t)len;
 	return 0;
@@ -252,12 +328,12 @@ static int ev_add_str(struct event *ev, const char *key, const char *member, uns
 
 int ev_set_str(struct event *ev, const char *key, const void *s, size_t len)
 {
-	return ev_add_str(ev, key, NULL, 0, 0, s, len);
+	return add_str(ev, key, NULL, 0, 0, s, len);
 }
 
 int ev_set_strz(struct event *ev, const char *key, const char *s)
 {
-	return ev_add_str(ev, key, NULL, 0, 0, s, strlen(s));
+	return add_str(ev, key, NULL, 0, 0, s, strlen(s));
 }
 
 int ev_set_fmt(struct event *ev, const char *key, const char *fmt, ...)
@@ -271,129 +347,134 @@ int ev_set_fmt(struct event *ev, const char *key, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return -EINVAL;
-	return ev_add_str(ev, key, NULL, 0, 0, buf,
-			  (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
-}
-
-#define EV_SETTER(fn, ctype, vtype, member_name)             \
-	int fn(struct event *ev, const char *key, ctype v)   \
-	{                                                    \
-		struct ev_field *f = ev_add(ev, key, vtype); \
-		if (!f)                                      \
-			return -ENOSPC;                      \
-		f->v.member_name = v;                        \
-		return 0;                                    \
-	}
-
-EV_SETTER(ev_set_int, int64_t, EV_T_INT, i)
-EV_SETTER(ev_set_uint, uint64_t, EV_T_UINT, u)
-EV_SETTER(ev_set_bool, bool, EV_T_BOOL, b)
-EV_SETTER(ev_set_double, double, EV_T_DOUBLE, d)
-EV_SETTER(ev_set_time, uint64_t, EV_T_TIME, u)
-
-int ev_set_ip(struct event *ev, const char *key, const struct hb_ip *ip)
-{
-	struct ev_field *f = ev_add(ev, key, EV_T_IP);
-
-	if (!f)
-		return -ENOSPC;
-	f->v.ip = *ip;
-	return 0;
+	return add_str_general(ev, key, NULL, 0, 0, buf,
+			       (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
 int ev_append_str(struct event *ev, const char *key, const void *s, size_t len)
 {
-	return ev_add_str(ev, key, NULL, 0, EVF_ARRAY, s, len);
-}
-
-int ev_append_ip(struct event *ev, const char *key, const struct hb_ip *ip)
-{
-	struct ev_field *f = ev_add(ev, key, EV_T_IP);
-
-	if (!f)
-		return -ENOSPC;
-	f->flags = EVF_ARRAY;
-	f->v.ip = *ip;
-	return 0;
+	return add_str(ev, key, NULL, 0, EVF_ARRAY, s, len);
 }
 
 int ev_obj_str(struct event *ev, const char *key, unsigned elem, const char *member, const void *s,
 	       size_t len)
 {
-	return ev_add_str(ev, key, member, elem, EVF_ARRAY, s, len);
+	return add_str(ev, key, member, elem, EVF_ARRAY, s, len);
 }
 
-static struct ev_field *ev_add_member(struct event *ev, const char *key, unsigned elem,
-				      const char *member, enum ev_vtype type)
-{
-	struct ev_field *f = ev_add(ev, key, type);
-
-	if (f) {
-		f->member = member;
-		f->elem = (uint16_t)elem;
-		f->flags = EVF_ARRAY;
+/* The other setters. A full field array is grown by fn_full(), which then calls
+ * the setter again (it has room now); it is kept out of line so that the common
+ * path needs no stack frame. */
+#define EV_SETTER(fn, params, args, vtype, member, elem, flags, assign) \
+	static __attribute__((noinline)) int fn##_full params           \
+	{                                                               \
+		return fields_grow(ev) ? fn args : -ENOSPC;             \
+	}                                                               \
+	int fn params                                                   \
+	{                                                               \
+		struct ev_field *f;                                     \
+		if (ev->nfields == ev->fields_cap)                      \
+			return fn##_full args;                          \
+		f = field_take(ev, key, vtype, member, elem, flags);    \
+		assign;                                                 \
+		return 0;                                               \
 	}
-	return f;
-}
 
-int ev_obj_uint(struct event *ev, const char *key, unsigned elem, const char *member, uint64_t v)
+EV_SETTER(ev_set_int, (struct event * ev, const char *key, int64_t v), (ev, key, v), EV_T_INT, NULL,
+	  0, 0, f->v.i = v)
+EV_SETTER(ev_set_uint, (struct event * ev, const char *key, uint64_t v), (ev, key, v), EV_T_UINT,
+	  NULL, 0, 0, f->v.u = v)
+EV_SETTER(ev_set_bool, (struct event * ev, const char *key, bool v), (ev, key, v), EV_T_BOOL, NULL,
+	  0, 0, f->v.b = v)
+EV_SETTER(ev_set_double, (struct event * ev, const char *key, double v), (ev, key, v), EV_T_DOUBLE,
+	  NULL, 0, 0, f->v.d = v)
+EV_SETTER(ev_set_time, (struct event * ev, const char *key, uint64_t v), (ev, key, v), EV_T_TIME,
+	  NULL, 0, 0, f->v.u = v)
+EV_SETTER(ev_set_ip, (struct event * ev, const char *key, const struct hb_ip *ip), (ev, key, ip),
+	  EV_T_IP, NULL, 0, 0, f->v.ip = *ip)
+EV_SETTER(ev_append_ip, (struct event * ev, const char *key, const struct hb_ip *ip), (ev, key, ip),
+	  EV_T_IP, NULL, 0, EVF_ARRAY, f->v.ip = *ip)
+EV_SETTER(ev_obj_uint,
+	  (struct event * ev, const char *key, unsigned elem, const char *member, uint64_t v),
+	  (ev, key, elem, member, v), EV_T_UINT, member, elem, EVF_ARRAY, f->v.u = v)
+EV_SETTER(ev_obj_int,
+	  (struct event * ev, const char *key, unsigned elem, const char *member, int64_t v),
+	  (ev, key, elem, member, v), EV_T_INT, member, elem, EVF_ARRAY, f->v.i = v)
+EV_SETTER(ev_obj_bool,
+	  (struct event * ev, const char *key, unsigned elem, const char *member, bool v),
+	  (ev, key, elem, member, v), EV_T_BOOL, member, elem, EVF_ARRAY, f->v.b = v)
+
+/* ---- lookup and removal -------------------------------------------------------
+ *
+ * Keys are mostly the same static string at both ends (one literal per key, merged by
+ * the linker), so a pointer compare settles most of them; text is compared only for
+ * the rest, and strcmp() only when the first bytes agree. */
+
+static inline bool key_eq(const char *a, const char *b)
 {
-	struct ev_field *f = ev_add_member(ev, key, elem, member, EV_T_UINT);
-
-	if (!f)
-		return -ENOSPC;
-	f->v.u = v;
-	return 0;
-}
-
-int ev_obj_int(struct event *ev, const char *key, unsigned elem, const char *member, int64_t v)
-{
-	struct ev_field *f = ev_add_member(ev, key, elem, member, EV_T_INT);
-
-	if (!f)
-		return -ENOSPC;
-	f->v.i = v;
-	return 0;
-}
-
-int ev_obj_bool(struct event *ev, const char *key, unsigned elem, const char *member, bool v)
-{
-	struct ev_field *f = ev_add_member(ev, key, elem, member, EV_T_BOOL);
-
-	if (!f)
-		return -ENOSPC;
-	f->v.b = v;
-	return 0;
+	return a == b || (a[0] == b[0] && strcmp(a, b) == 0);
 }
 
 const struct ev_field *ev_find(const struct event *ev, const char *key)
 {
-	for (size_t i = ev->nfields; i-- > 0;)
-		if (!ev->fields[i].member && strcmp(ev->fields[i].key, key) == 0)
-			return &ev->fields[i];
+	for (const struct ev_field *f = ev->fields + ev->nfields; f-- != ev->fields;)
+		if (!f->member && key_eq(f->key, key))
+			return f;
 	return NULL;
 }
 
 void ev_remove(struct event *ev, const char *key)
 {
-	size_t out = 0;
+	size_t i = 0, out;
 
-	for (size_t i = 0; i < ev->nfields; i++)
-		if (strcmp(ev->fields[i].key, key) != 0)
+	while (i < ev->nfields && !key_eq(ev->fields[i].key, key))
+		i++;
+	for (out = i; i < ev->nfields; i++)
+		if (!key_eq(ev->fields[i].key, key))
 			ev->fields[out++] = ev->fields[i];
 	ev->nfields = (uint16_t)out;
 }
 
-/* key is one of keys[0, n): the same static string mostly (one pointer pass), else
- * equal text. */
-static bool key_in(const char *key, const char *const *keys, size_t n)
-{
-	size_t i;
+/* The keys of one ev_remove_keys() call by pointer: an open-addressing set on the
+ * stack, at most half full, so a field costs one or two probes instead of a pass
+ * over the keys. A field whose key pointer is not in the set is still compared by
+ * text, with the keys that start with its first byte (a bitmap says if any does). */
+#define KEYSET_BITS 7
+#define KEYSET_SLOTS (1u << KEYSET_BITS)
+#define KEYSET_MAX (KEYSET_SLOTS / 2)
 
-	for (i = 0; i < n; i++)
-		if (key == keys[i])
+struct keyset {
+	const char *slot[KEYSET_SLOTS];
+	uint64_t first[4]; /* bit c: a key starts with byte c */
+};
+
+static inline size_t keyset_slot(const char *key)
+{
+	return (size_t)(((uint64_t)(uintptr_t)key * 0x9e3779b97f4a7c15ULL) >> (64 - KEYSET_BITS));
+}
+
+static void keyset_add(struct keyset *set, const char *key)
+{
+	unsigned char c = (unsigned char)key[0];
+	size_t i = keyset_slot(key);
+
+	while (set->slot[i] && set->slot[i] != key)
+		i = (i + 1) & (KEYSET_SLOTS - 1);
+	set->slot[i] = key;
+	set->first[c >> 6] |= 1ULL << (c & 63);
+}
+
+/* key is (by text) one of keys[0, n), the keys the set was built from. */
+static bool keyset_has(const struct keyset *set, const char *key, const char *const *keys, size_t n)
+{
+	unsigned char c = (unsigned char)key[0];
+
+	for (size_t i = keyset_slot(key); set->slot[i]; i = (i + 1) & (KEYSET_SLOTS - 1))
+		if (set->slot[i] == key)
 			return true;
-	for (i = 0; i < n; i++)
+	if (!(set->first[c >> 6] >> (c & 63) & 1))
+		return false;
+	for (size_t i = 0; i < n; i++)
 		if (key[0] == keys[i][0] && strcmp(key, keys[i]) == 0)
 			return true;
 	return false;
@@ -401,10 +482,23 @@ static bool key_in(const char *key, const char *const *keys, size_t n)
 
 void ev_remove_keys(struct event *ev, const char *const *keys, size_t n)
 {
-	size_t out = 0;
+	struct keyset set = {{NULL}, {0}};
+	size_t i, out;
 
-	for (size_t i = 0; i < ev->nfields; i++)
-		if (!key_in(ev->fields[i].key, keys, n))
-			ev->fields[out++] = ev->fields[i];
+	if (n > KEYSET_MAX) {
+		/* too many for the set: one key at a time */
+		for (i = 0; i < n; i++)
+			ev_remove(ev, keys[i]);
+		return;
+	}
+	for (i = 0; i < n; i++)
+		keyset_add(&set, keys[i]);
+	for (i = 0, out = 0; i < ev->nfields; i++) {
+		if (keyset_has(&set, ev->fields[i].key, keys, n))
+			continue;
+		if (out != i)
+			ev->fields[out] = ev->fields[i];
+		out++;
+	}
 	ev->nfields = (uint16_t)out;
 }

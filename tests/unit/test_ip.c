@@ -1,4 +1,6 @@
-/* test_ip.c — core/ip.c: hb_ip_format() writes exactly what inet_ntop() writes. */
+/* test_ip.c — core/ip.c: hb_ip_format() writes exactly what inet_ntop() writes (IPv4
+ * octets of every length, RFC 5952 zero runs, the v4-mapped and v4-compatible forms),
+ * on chosen and on many random addresses, and writes nothing past the text's buffer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -145,6 +147,178 @@ static void test_v4(void **state)
 	check_same(&ip);
 }
 
+static void test_v4_known(void **state)
+{
+	static const char *const cases[] = {
+	    "0.0.0.0",     "255.255.255.255", "1.2.3.4",      "10.0.0.10",   "100.99.9.0",
+	    "9.10.99.100", "172.17.0.2",      "192.168.1.1",  "127.0.0.1",   "200.250.255.199",
+	    "0.0.0.1",     "1.0.0.0",         "99.100.101.9", "224.0.0.251", "8.8.8.8",
+	};
+	char got[HB_IP_STRLEN];
+	struct hb_ip ip;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(hb_ip_parse(cases[i], &ip), 0);
+		assert_int_equal(ip.ver, 4);
+		assert_int_equal(hb_ip_format(&ip, got), strlen(cases[i]));
+		assert_string_equal(got, cases[i]);
+		check_same(&ip);
+	}
+}
+
+static uint64_t xorshift(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+/* Every byte value in every position (the others random), then random addresses. */
+static void test_v4_random(void **state)
+{
+	struct hb_ip ip = {.ver = 4};
+	uint64_t x = 0x2545f4914f6cdd1dULL;
+
+	(void)state;
+	for (unsigned pos = 0; pos < 4; pos++)
+		for (unsigned v = 0; v < 256; v++) {
+			uint64_t r = xorshift(&x);
+
+			memcpy(ip.a, &r, 4);
+			ip.a[pos] = (uint8_t)v;
+			check_same(&ip);
+		}
+	for (unsigned n = 0; n < 500000; n++) {
+		uint64_t r = xorshift(&x);
+
+		/* short octets often: 0-9 and 10-99 as well as 100-255 */
+		for (unsigned i = 0; i < 4; i++) {
+			unsigned b = (unsigned)(r >> (8 * i)) & 0xff;
+
+			switch (r >> (32 + 2 * i) & 3) {
+			case 0:
+				b %= 10;
+				break;
+			case 1:
+				b %= 100;
+				break;
+			default:
+				break;
+			}
+			ip.a[i] = (uint8_t)b;
+		}
+		check_same(&ip);
+	}
+}
+
+/* ::ffff:a.b.c.d and ::a.b.c.d with random v4 parts, and their near misses. */
+static void test_v6_embedded_v4(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+	    {"::ffff:0.0.0.0", "::ffff:0.0.0.0"}, /* groups 6-7 zero too: the first run wins */
+	    {"::ffff:0.0.0.1", "::ffff:0.0.0.1"},
+	    {"::ffff:10.0.0.10", "::ffff:10.0.0.10"},
+	    {"::0.1.0.0", "::0.1.0.0"},               /* v4-compatible: group 6 non-zero */
+	    {"::0.0.0.1", "::1"},                     /* seven zero groups */
+	    {"::1:ffff:1.2.3.4", "::1:ffff:102:304"}, /* group 4 non-zero: not mapped */
+	    {"::fffe:1.2.3.4", "::fffe:102:304"},
+	    {"0:0:0:0:1::", "::1:0:0:0"},           /* runs 0-3 and 5-7: the longer one */
+	    {"1:0:0:1:0:0:1:1", "1::1:0:0:1:1"},    /* tie of two: the first */
+	    {"1:1:0:0:1:0:0:0", "1:1:0:0:1::"},     /* the longer one, at the end */
+	    {"0:1:0:1:0:1:0:1", "0:1:0:1:0:1:0:1"}, /* single zero groups stay */
+	};
+	struct hb_ip ip = {.ver = 6};
+	char got[HB_IP_STRLEN];
+	uint64_t x = 0x853c49e6748fea9bULL;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(hb_ip_parse(cases[i].in, &ip), 0);
+		assert_int_equal(hb_ip_format(&ip, got), strlen(cases[i].out));
+		assert_string_equal(got, cases[i].out);
+		check_same(&ip);
+	}
+	for (unsigned n = 0; n < 200000; n++) {
+		uint64_t r = xorshift(&x);
+
+		memset(ip.a, 0, 16);
+		memcpy(ip.a + 12, &r, 4);
+		if (r >> 32 & 1)
+			ip.a[12] = 0; /* small v4 parts, down to ::ffff:0.0.x.y */
+		if (r >> 33 & 1)
+			ip.a[13] = 0;
+		switch (r >> 34 & 3) {
+		case 0: /* ::a.b.c.d */
+			break;
+		case 1: /* ::ffff:a.b.c.d */
+			ip.a[10] = ip.a[11] = 0xff;
+			break;
+		case 2: /* a non-zero group before: neither form */
+			ip.a[(r >> 36) % 10] = (uint8_t)(r >> 40 | 1);
+			ip.a[10] = ip.a[11] = 0xff;
+			break;
+		default: /* ffff elsewhere */
+			ip.a[8] = ip.a[9] = 0xff;
+			break;
+		}
+		check_same(&ip);
+	}
+}
+
+/* Uniformly random addresses (mostly no zero group at all). */
+static void test_v6_uniform(void **state)
+{
+	struct hb_ip ip = {.ver = 6};
+	uint64_t x = 0xda3e39cb94b95bdbULL;
+
+	(void)state;
+	for (unsigned n = 0; n < 200000; n++) {
+		uint64_t r1 = xorshift(&x), r2 = xorshift(&x);
+
+		memcpy(ip.a, &r1, 8);
+		memcpy(ip.a + 8, &r2, 8);
+		check_same(&ip);
+	}
+}
+
+/* The text is written with whole-word copies past its end: they must stay inside
+ * INET_ADDRSTRLEN (16) for IPv4 and HB_IP_STRLEN for IPv6. */
+static void test_writes_in_bounds(void **state)
+{
+	static const char *const addrs[] = {
+	    "255.255.255.255",
+	    "1.1.1.1",
+	    "0.0.0.0",
+	    "10.100.1.200",
+	    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+	    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:f",
+	    "f:f:f:f:f:f:f:f",
+	    "::ffff:255.255.255.255",
+	    "1::",
+	    "::",
+	    "1234:5678:9abc:def0:1234:5678:9abc:d",
+	};
+	char buf[HB_IP_STRLEN + 32];
+	struct hb_ip ip;
+	size_t n, limit;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+		assert_int_equal(hb_ip_parse(addrs[i], &ip), 0);
+		memset(buf, 0x5a, sizeof(buf));
+		n = hb_ip_format(&ip, buf);
+		assert_string_equal(buf, addrs[i]);
+		assert_int_equal(n, strlen(addrs[i]));
+		limit = ip.ver == 4 ? 16 : HB_IP_STRLEN;
+		for (size_t k = limit; k < sizeof(buf); k++)
+			assert_int_equal((unsigned char)buf[k], 0x5a);
+	}
+}
+
 static void test_unset(void **state)
 {
 	struct hb_ip ip;
@@ -161,9 +335,11 @@ static void test_unset(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_v6_known),  cmocka_unit_test(test_v6_all_zero_patterns),
-	    cmocka_unit_test(test_v6_random), cmocka_unit_test(test_v4),
-	    cmocka_unit_test(test_unset),
+	    cmocka_unit_test(test_v6_known),   cmocka_unit_test(test_v6_all_zero_patterns),
+	    cmocka_unit_test(test_v6_random),  cmocka_unit_test(test_v4),
+	    cmocka_unit_test(test_unset),      cmocka_unit_test(test_v4_known),
+	    cmocka_unit_test(test_v4_random),  cmocka_unit_test(test_v6_embedded_v4),
+	    cmocka_unit_test(test_v6_uniform), cmocka_unit_test(test_writes_in_bounds),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
