@@ -33,19 +33,19 @@
  * bound loops whose every iteration consumes bytes; at most `max_records`
  * question+RR entries are walked per message (the rest is counted, not decoded).
  *
- * Transactions: each connection (TCP) or UDP flow keeps a FIFO of pending query
- * events; a response takes the pending query with the same ID. A pending query
- * carries the dns.* fields of the query (published as is when it stays
- * unmatched); when its response arrives those fields are replaced by the
- * response's, as Packetbeat does.
+ * Transactions: each connection (TCP) or UDP flow keeps its pending queries in
+ * arrival order; a response takes the first one with the same ID. The event then
+ * has the response's dns.* fields, as Packetbeat does, beside the fields that
+ * describe the query (method, query, resource, request). A query's own dns.*
+ * fields are written only when it ends without a response (timeout, duplicate
+ * ID, full list, undecodable response); until then its event keeps a copy of the
+ * query message (struct dns_pending).
  */
-#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "hostbeat/base64.h"
@@ -121,9 +121,31 @@ extern const struct proto_ops dns_proto;
 
 /* ---- per-connection state ------------------------------------------------------ */
 
+/* A query waiting for its response. Its event holds the envelope and the fields
+ * that stay for the transaction (method, query, resource, request, notes). The
+ * dns.* fields of the query are written only when it is published without a
+ * response: a response replaces them, so for most queries they would be written
+ * only to be taken out again. Until then `msg` is a copy of the query in the
+ * event's own arena. msg == NULL: the dns.* fields are in the event already
+ * (the request text was wanted, which comes from the same walk; or the query was
+ * too large to copy). */
+struct dns_pending {
+	struct event *ev;
+	const uint8_t *msg;
+	size_t len;
+	uint16_t id;
+	bool edns; /* the query had an OPT RR */
+};
+
+#define DNS_PENDING_INLINE 4 /* pending queries held without an allocation */
+#define DNS_DEFER_MAX 512    /* larger queries get their dns.* fields at once */
+
 struct dns_conn {
-	struct txn_fifo pending; /* query events waiting for a response, oldest first */
-	struct dns_cfg cfg;      /* copied at conn_new */
+	/* queries waiting for a response, oldest first: pend[0, npend); pend points
+	 * at pend_inline or, past DNS_PENDING_INLINE, an array grown up to max_pending */
+	struct dns_pending *pend;
+	size_t npend, pend_cap, max_pending;
+	struct dns_cfg cfg; /* copied at conn_new */
 	bool tcp;
 	bool send_request, send_response;
 	size_t max_text;
@@ -132,6 +154,7 @@ struct dns_conn {
 	 * so event.start/end are the times of a message's first packet. */
 	bool partial[2];
 	uint64_t partial_ts[2];
+	struct dns_pending pend_inline[DNS_PENDING_INLINE];
 };
 
 /* ---- a bounded text writer on caller memory ---------------------------------- */
@@ -175,7 +198,38 @@ static void sb_puts(struct sb *b, const char *s)
 
 static void sb_putc(struct sb *b, char ch)
 {
-	sb_put(b, &ch, 1);
+	if (b->cap - b->len < 2) { /* full, or room for the NUL only */
+		sb_put(b, &ch, 1);
+		return;
+	}
+	b->p[b->len++] = ch;
+	b->p[b->len] = '\0';
+}
+
+/* "%u" of v without printf; buf holds 11 bytes. Returns the length. */
+static size_t u32_text(uint32_t v, char *buf)
+{
+	char tmp[10], *q = tmp + sizeof(tmp);
+	size_t n;
+
+	do {
+		*--q = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	n = (size_t)(tmp + sizeof(tmp) - q);
+	memcpy(buf, q, n);
+	buf[n] = '\0';
+	return n;
+}
+
+/* "\DDD": a byte as miekg escapes it outside 0x20..0x7e; returns the end. */
+static char *put_ddd(char *d, uint8_t ch)
+{
+	d[0] = '\\';
+	d[1] = (char)('0' + ch / 100);
+	d[2] = (char)('0' + ch / 10 % 10);
+	d[3] = (char)('0' + ch % 10);
+	return d + 4;
 }
 
 static void sb_printf(struct sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -250,7 +304,9 @@ static void sb_escaped(struct sb *b, const uint8_t *p, size_t n, bool ctl_letter
 		} else if (ctl_letters && (ch == '\t' || ch == '\r' || ch == '\n')) {
 			sb_puts(b, ch == '\t' ? "\\t" : ch == '\r' ? "\\r" : "\\n");
 		} else if (ch < 0x20 || ch > 0x7e) {
-			sb_printf(b, "\\%03u", ch);
+			char ddd[4];
+
+			sb_put(b, ddd, (size_t)(put_ddd(ddd, ch) - ddd));
 		} else {
 			sb_putc(b, (char)ch);
 		}
@@ -261,119 +317,148 @@ static void sb_escaped(struct sb *b, const uint8_t *p, size_t n, bool ctl_letter
 
 struct code_name {
 	uint16_t code;
+	uint8_t len; /* strlen(name) */
 	const char *name;
 };
 
-static const struct code_name dns_types[] = {
-    {1, "A"},       {2, "NS"},        {3, "MD"},          {4, "MF"},          {5, "CNAME"},
-    {6, "SOA"},     {7, "MB"},        {8, "MG"},          {9, "MR"},          {10, "NULL"},
-    {12, "PTR"},    {13, "HINFO"},    {14, "MINFO"},      {15, "MX"},         {16, "TXT"},
-    {17, "RP"},     {18, "AFSDB"},    {19, "X25"},        {20, "ISDN"},       {21, "RT"},
-    {22, "NSAP"},   {23, "NSAP-PTR"}, {24, "SIG"},        {25, "KEY"},        {26, "PX"},
-    {27, "GPOS"},   {28, "AAAA"},     {29, "LOC"},        {30, "NXT"},        {31, "EID"},
-    {32, "NIMLOC"}, {33, "SRV"},      {34, "ATMA"},       {35, "NAPTR"},      {36, "KX"},
-    {37, "CERT"},   {38, "A6"},       {39, "DNAME"},      {41, "OPT"},        {42, "APL"},
-    {43, "DS"},     {44, "SSHFP"},    {45, "IPSECKEY"},   {46, "RRSIG"},      {47, "NSEC"},
-    {48, "DNSKEY"}, {49, "DHCID"},    {50, "NSEC3"},      {51, "NSEC3PARAM"}, {52, "TLSA"},
-    {53, "SMIMEA"}, {55, "HIP"},      {56, "NINFO"},      {57, "RKEY"},       {58, "TALINK"},
-    {59, "CDS"},    {60, "CDNSKEY"},  {61, "OPENPGPKEY"}, {62, "CSYNC"},      {63, "ZONEMD"},
-    {64, "SVCB"},   {65, "HTTPS"},    {99, "SPF"},        {100, "UINFO"},     {101, "UID"},
-    {102, "GID"},   {103, "UNSPEC"},  {104, "NID"},       {105, "L32"},       {106, "L64"},
-    {107, "LP"},    {108, "EUI48"},   {109, "EUI64"},     {249, "TKEY"},      {250, "TSIG"},
-    {251, "IXFR"},  {252, "AXFR"},    {253, "MAILB"},     {254, "MAILA"},     {255, "ANY"},
-    {256, "URI"},   {257, "CAA"},     {258, "AVC"},       {32768, "TA"},      {32769, "DLV"},
+/* A string literal as the (len, name) pair of the tables below. */
+#define NAME_LEN(s) sizeof(s) - 1, s
+
+/* RR types below 259 by code; the few above in dns_types_high. */
+struct type_name {
+	uint8_t len;
+	const char *name; /* NULL: unassigned */
+};
+
+static const struct type_name dns_types[] = {
+    [1] = {NAME_LEN("A")},           [2] = {NAME_LEN("NS")},     [3] = {NAME_LEN("MD")},
+    [4] = {NAME_LEN("MF")},          [5] = {NAME_LEN("CNAME")},  [6] = {NAME_LEN("SOA")},
+    [7] = {NAME_LEN("MB")},          [8] = {NAME_LEN("MG")},     [9] = {NAME_LEN("MR")},
+    [10] = {NAME_LEN("NULL")},       [12] = {NAME_LEN("PTR")},   [13] = {NAME_LEN("HINFO")},
+    [14] = {NAME_LEN("MINFO")},      [15] = {NAME_LEN("MX")},    [16] = {NAME_LEN("TXT")},
+    [17] = {NAME_LEN("RP")},         [18] = {NAME_LEN("AFSDB")}, [19] = {NAME_LEN("X25")},
+    [20] = {NAME_LEN("ISDN")},       [21] = {NAME_LEN("RT")},    [22] = {NAME_LEN("NSAP")},
+    [23] = {NAME_LEN("NSAP-PTR")},   [24] = {NAME_LEN("SIG")},   [25] = {NAME_LEN("KEY")},
+    [26] = {NAME_LEN("PX")},         [27] = {NAME_LEN("GPOS")},  [28] = {NAME_LEN("AAAA")},
+    [29] = {NAME_LEN("LOC")},        [30] = {NAME_LEN("NXT")},   [31] = {NAME_LEN("EID")},
+    [32] = {NAME_LEN("NIMLOC")},     [33] = {NAME_LEN("SRV")},   [34] = {NAME_LEN("ATMA")},
+    [35] = {NAME_LEN("NAPTR")},      [36] = {NAME_LEN("KX")},    [37] = {NAME_LEN("CERT")},
+    [38] = {NAME_LEN("A6")},         [39] = {NAME_LEN("DNAME")}, [41] = {NAME_LEN("OPT")},
+    [42] = {NAME_LEN("APL")},        [43] = {NAME_LEN("DS")},    [44] = {NAME_LEN("SSHFP")},
+    [45] = {NAME_LEN("IPSECKEY")},   [46] = {NAME_LEN("RRSIG")}, [47] = {NAME_LEN("NSEC")},
+    [48] = {NAME_LEN("DNSKEY")},     [49] = {NAME_LEN("DHCID")}, [50] = {NAME_LEN("NSEC3")},
+    [51] = {NAME_LEN("NSEC3PARAM")}, [52] = {NAME_LEN("TLSA")},  [53] = {NAME_LEN("SMIMEA")},
+    [55] = {NAME_LEN("HIP")},        [56] = {NAME_LEN("NINFO")}, [57] = {NAME_LEN("RKEY")},
+    [58] = {NAME_LEN("TALINK")},     [59] = {NAME_LEN("CDS")},   [60] = {NAME_LEN("CDNSKEY")},
+    [61] = {NAME_LEN("OPENPGPKEY")}, [62] = {NAME_LEN("CSYNC")}, [63] = {NAME_LEN("ZONEMD")},
+    [64] = {NAME_LEN("SVCB")},       [65] = {NAME_LEN("HTTPS")}, [99] = {NAME_LEN("SPF")},
+    [100] = {NAME_LEN("UINFO")},     [101] = {NAME_LEN("UID")},  [102] = {NAME_LEN("GID")},
+    [103] = {NAME_LEN("UNSPEC")},    [104] = {NAME_LEN("NID")},  [105] = {NAME_LEN("L32")},
+    [106] = {NAME_LEN("L64")},       [107] = {NAME_LEN("LP")},   [108] = {NAME_LEN("EUI48")},
+    [109] = {NAME_LEN("EUI64")},     [249] = {NAME_LEN("TKEY")}, [250] = {NAME_LEN("TSIG")},
+    [251] = {NAME_LEN("IXFR")},      [252] = {NAME_LEN("AXFR")}, [253] = {NAME_LEN("MAILB")},
+    [254] = {NAME_LEN("MAILA")},     [255] = {NAME_LEN("ANY")},  [256] = {NAME_LEN("URI")},
+    [257] = {NAME_LEN("CAA")},       [258] = {NAME_LEN("AVC")},
+};
+
+static const struct code_name dns_types_high[] = {
+    {32768, NAME_LEN("TA")},
+    {32769, NAME_LEN("DLV")},
 };
 
 static const struct code_name dns_classes[] = {
-    {1, "IN"}, {2, "CS"}, {3, "CH"}, {4, "HS"}, {254, "NONE"}, {255, "ANY"},
+    {1, NAME_LEN("IN")}, {2, NAME_LEN("CS")},     {3, NAME_LEN("CH")},
+    {4, NAME_LEN("HS")}, {254, NAME_LEN("NONE")}, {255, NAME_LEN("ANY")},
 };
 
 static const struct code_name dns_rcodes[] = {
-    {0, "NOERROR"},  {1, "FORMERR"},  {2, "SERVFAIL"},  {3, "NXDOMAIN"},   {4, "NOTIMP"},
-    {5, "REFUSED"},  {6, "YXDOMAIN"}, {7, "YXRRSET"},   {8, "NXRRSET"},    {9, "NOTAUTH"},
-    {10, "NOTZONE"}, {16, "BADSIG"},  {17, "BADKEY"},   {18, "BADTIME"},   {19, "BADMODE"},
-    {20, "BADNAME"}, {21, "BADALG"},  {22, "BADTRUNC"}, {23, "BADCOOKIE"},
+    {0, NAME_LEN("NOERROR")},    {1, NAME_LEN("FORMERR")},  {2, NAME_LEN("SERVFAIL")},
+    {3, NAME_LEN("NXDOMAIN")},   {4, NAME_LEN("NOTIMP")},   {5, NAME_LEN("REFUSED")},
+    {6, NAME_LEN("YXDOMAIN")},   {7, NAME_LEN("YXRRSET")},  {8, NAME_LEN("NXRRSET")},
+    {9, NAME_LEN("NOTAUTH")},    {10, NAME_LEN("NOTZONE")}, {16, NAME_LEN("BADSIG")},
+    {17, NAME_LEN("BADKEY")},    {18, NAME_LEN("BADTIME")}, {19, NAME_LEN("BADMODE")},
+    {20, NAME_LEN("BADNAME")},   {21, NAME_LEN("BADALG")},  {22, NAME_LEN("BADTRUNC")},
+    {23, NAME_LEN("BADCOOKIE")},
 };
 
 static const struct code_name dns_opcodes[] = {
-    {0, "QUERY"}, {1, "IQUERY"}, {2, "STATUS"}, {4, "NOTIFY"}, {5, "UPDATE"},
+    {0, NAME_LEN("QUERY")},  {1, NAME_LEN("IQUERY")}, {2, NAME_LEN("STATUS")},
+    {4, NAME_LEN("NOTIFY")}, {5, NAME_LEN("UPDATE")},
 };
 
 /* RFC 8624 / IANA DNSSEC algorithm numbers (miekg AlgorithmToString). */
 static const struct code_name dns_algorithms[] = {
-    {1, "RSAMD5"},
-    {2, "DH"},
-    {3, "DSA"},
-    {5, "RSASHA1"},
-    {6, "DSA-NSEC3-SHA1"},
-    {7, "RSASHA1-NSEC3-SHA1"},
-    {8, "RSASHA256"},
-    {10, "RSASHA512"},
-    {12, "ECC-GOST"},
-    {13, "ECDSAP256SHA256"},
-    {14, "ECDSAP384SHA384"},
-    {15, "ED25519"},
-    {16, "ED448"},
-    {252, "INDIRECT"},
-    {253, "PRIVATEDNS"},
-    {254, "PRIVATEOID"},
+    {1, NAME_LEN("RSAMD5")},
+    {2, NAME_LEN("DH")},
+    {3, NAME_LEN("DSA")},
+    {5, NAME_LEN("RSASHA1")},
+    {6, NAME_LEN("DSA-NSEC3-SHA1")},
+    {7, NAME_LEN("RSASHA1-NSEC3-SHA1")},
+    {8, NAME_LEN("RSASHA256")},
+    {10, NAME_LEN("RSASHA512")},
+    {12, NAME_LEN("ECC-GOST")},
+    {13, NAME_LEN("ECDSAP256SHA256")},
+    {14, NAME_LEN("ECDSAP384SHA384")},
+    {15, NAME_LEN("ED25519")},
+    {16, NAME_LEN("ED448")},
+    {252, NAME_LEN("INDIRECT")},
+    {253, NAME_LEN("PRIVATEDNS")},
+    {254, NAME_LEN("PRIVATEOID")},
 };
 
 /* DS digest types and NSEC3 hash algorithms (miekg HashToString). */
 static const struct code_name dns_hashes[] = {
-    {1, "SHA1"}, {2, "SHA256"}, {3, "GOST94"}, {4, "SHA384"}, {5, "SHA512"},
+    {1, NAME_LEN("SHA1")},   {2, NAME_LEN("SHA256")}, {3, NAME_LEN("GOST94")},
+    {4, NAME_LEN("SHA384")}, {5, NAME_LEN("SHA512")},
 };
 
-static const char *code_lookup(const struct code_name *t, size_t n, unsigned code)
+/* Text that is not NUL-terminated: a static name, or a number in the caller's buffer. */
+struct txt {
+	const char *p;
+	size_t len;
+};
+
+/* Linear: the tables are short and their most frequent codes come first. */
+static const struct code_name *code_lookup(const struct code_name *t, size_t n, unsigned code)
 {
 	for (size_t i = 0; i < n; i++)
 		if (t[i].code == code)
-			return t[i].name;
+			return &t[i];
 	return NULL;
 }
 
 #define LOOKUP(table, code) code_lookup(table, sizeof(table) / sizeof(table[0]), code)
 
-/* "%u" of v without printf (a TTL per answer); buf holds 11 bytes. Returns the length. */
-static size_t u32_text(uint32_t v, char *buf)
+/* Name or decimal number (Packetbeat: dnsTypeToString etc. fall back to the number);
+ * buf holds 11 bytes. */
+static struct txt code_text(const struct code_name *t, size_t n, unsigned code, char *buf)
 {
-	char tmp[10], *q = tmp + sizeof(tmp);
-	size_t n;
+	const struct code_name *e = code_lookup(t, n, code);
 
-	do {
-		*--q = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	n = (size_t)(tmp + sizeof(tmp) - q);
-	memcpy(buf, q, n);
-	buf[n] = '\0';
-	return n;
+	if (e)
+		return (struct txt){e->name, e->len};
+	return (struct txt){buf, u32_text(code, buf)};
 }
 
-/* Name or decimal number (Packetbeat: dnsTypeToString etc. fall back to the number). */
-static const char *code_text(const struct code_name *t, size_t n, unsigned code, char *buf,
-			     size_t size)
-{
-	const char *s = code_lookup(t, n, code);
+#define CODE_TEXT(table, code, buf) code_text(table, sizeof(table) / sizeof(table[0]), code, buf)
 
-	if (s)
-		return s;
-	snprintf(buf, size, "%u", code);
-	return buf;
+/* An RR type's name or number (the hot lookup: a direct index); buf holds 11 bytes. */
+static struct txt type_text(unsigned code, char *buf)
+{
+	if (code < sizeof(dns_types) / sizeof(dns_types[0]) && dns_types[code].name)
+		return (struct txt){dns_types[code].name, dns_types[code].len};
+	return CODE_TEXT(dns_types_high, code, buf);
 }
 
-#define CODE_TEXT(table, code, buf) \
-	code_text(table, sizeof(table) / sizeof(table[0]), code, buf, sizeof(buf))
-
-/* Packetbeat: unknown RCODEs are "Unknown N". */
-static const char *rcode_text(unsigned rcode, char *buf, size_t size)
+/* Packetbeat: unknown RCODEs are "Unknown N"; buf holds 19 bytes. */
+static struct txt rcode_text(unsigned rcode, char *buf)
 {
-	const char *s = LOOKUP(dns_rcodes, rcode);
+	const struct code_name *e = LOOKUP(dns_rcodes, rcode);
 
-	if (s)
-		return s;
-	snprintf(buf, size, "Unknown %u", rcode);
-	return buf;
+	if (e)
+		return (struct txt){e->name, e->len};
+	memcpy(buf, "Unknown ", 8);
+	return (struct txt){buf, 8 + u32_text(rcode, buf + 8)};
 }
 
 /* ---- names ----------------------------------------------------------------- */
@@ -383,17 +468,63 @@ struct dns_labels {
 	uint16_t start[DNS_MAX_LABELS]; /* offset of each label in the output text */
 };
 
-/* miekg escapes these inside a label (isDomainNameLabelSpecial). */
-static bool label_special(uint8_t ch)
+/* The label bytes miekg escapes, one bit per byte value: outside 0x20..0x7e as
+ * "\DDD", its isDomainNameLabelSpecial characters . space ' @ ; ( ) " \ as "\c". */
+#define LABEL_BIT(ch) (1u << ((ch)&31))
+static const uint32_t label_escaped[8] = {
+    0xffffffffu, /* 0x00-0x1f */
+    LABEL_BIT(' ') | LABEL_BIT('"') | LABEL_BIT('\'') | LABEL_BIT('(') | LABEL_BIT(')') |
+	LABEL_BIT('.') | LABEL_BIT(';'),
+    LABEL_BIT('@') | LABEL_BIT('\\'),
+    LABEL_BIT(0x7f),
+    0xffffffffu,
+    0xffffffffu,
+    0xffffffffu,
+    0xffffffffu, /* 0x80-0xff */
+};
+
+#define DNS_LABEL_MAX 63 /* RFC 1035 §2.3.4; the length byte's top bits are 00 */
+
+/* One label's text at d, which has room for 4 bytes per label byte; returns the end. */
+static char *label_text(char *d, const uint8_t *s, size_t n)
 {
-	return ch == '.' || ch == ' ' || ch == '\'' || ch == '@' || ch == ';' || ch == '(' ||
-	       ch == ')' || ch == '"' || ch == '\\';
+	for (size_t i = 0; i < n; i++) {
+		uint8_t ch = s[i];
+
+		if (!(label_escaped[ch >> 5] & LABEL_BIT(ch))) {
+			*d++ = (char)ch;
+		} else if (ch >= 0x20 && ch <= 0x7e) {
+			*d++ = '\\';
+			*d++ = (char)ch;
+		} else {
+			d = put_ddd(d, ch);
+		}
+	}
+	return d;
+}
+
+/* Append a label (n <= DNS_LABEL_MAX): straight into b when even the all-escaped
+ * text fits, else through sb_put() to cut it at the cap like any other text. */
+static void sb_label(struct sb *b, const uint8_t *s, size_t n)
+{
+	char tmp[4 * DNS_LABEL_MAX];
+	bool direct = b->cap - b->len > 4 * n;
+	char *d = direct ? b->p + b->len : tmp;
+	char *end = label_text(d, s, n);
+
+	if (direct) {
+		*end = '\0';
+		b->len = (size_t)(end - b->p);
+	} else {
+		sb_put(b, tmp, (size_t)(end - tmp));
+	}
 }
 
 /* Read the name at the cursor into `out` (may be NULL: validate only) in
  * presentation form without the trailing dot, the root as ".". The cursor ends
  * after the name's bytes at its original position (after the first pointer).
- * `labels` (may be NULL) receives the label starts. Returns 0 or -EBADMSG. */
+ * `labels` (may be NULL) receives the label starts. Returns the number of
+ * compression pointers followed, or -EBADMSG. */
 static int dns_read_name(struct cursor *c, struct sb *out, struct dns_labels *labels)
 {
 	size_t resume = 0, wire = 1; /* the final zero byte */
@@ -437,16 +568,7 @@ static int dns_read_name(struct cursor *c, struct sb *out, struct dns_labels *la
 				sb_putc(out, '.');
 			if (labels && nlabels < DNS_MAX_LABELS)
 				labels->start[nlabels] = (uint16_t)(out->len - base);
-			for (size_t i = 0; i < b; i++) {
-				if (label_special(lab[i])) {
-					char two[2] = {'\\', (char)lab[i]};
-					sb_put(out, two, 2);
-				} else if (lab[i] < 0x20 || lab[i] > 0x7e) {
-					sb_printf(out, "\\%03u", lab[i]);
-				} else {
-					sb_putc(out, (char)lab[i]);
-				}
-			}
+			sb_label(out, lab, b);
 		}
 		nlabels++;
 	}
@@ -456,46 +578,112 @@ static int dns_read_name(struct cursor *c, struct sb *out, struct dns_labels *la
 		labels->n = nlabels < DNS_MAX_LABELS ? nlabels : DNS_MAX_LABELS;
 	if (jumps)
 		cur_seek(c, resume);
-	return 0;
+	return (int)jumps;
+}
+
+/* Move past a name dns_scan() accepted: its labels up to the zero byte, or up to
+ * and including its first pointer. */
+static void skip_name(struct cursor *c)
+{
+	for (;;) {
+		uint8_t b = cur_u8(c);
+
+		if (c->err || b == 0)
+			return;
+		if ((b & 0xc0) == 0xc0) {
+			cur_skip(c, 1);
+			return;
+		}
+		cur_skip(c, b);
+	}
+}
+
+/* Most owner names in a response are a pointer to the first question's name,
+ * which starts right after the header. */
+static bool at_question_pointer(const struct cursor *c)
+{
+	return !c->err && c->len - c->off >= 2 && c->p[c->off] == (0xc0 | DNS_HDR_LEN >> 8) &&
+	       c->p[c->off + 1] == (DNS_HDR_LEN & 0xff);
 }
 
 /* ---- registered domain: a small built-in stand-in for the public suffix list -- */
 
 /* Two-label public suffixes that matter most in practice. Everything else uses the
  * last label as the suffix (the PSL's default "*" rule). */
-static const char *const dns_two_label_suffixes[] = {
-    "co.uk",          "org.uk",       "ac.uk",
-    "gov.uk",         "me.uk",        "net.uk",
-    "ltd.uk",         "plc.uk",       "com.au",
-    "net.au",         "org.au",       "edu.au",
-    "gov.au",         "co.nz",        "net.nz",
-    "org.nz",         "co.jp",        "ne.jp",
-    "or.jp",          "ac.jp",        "go.jp",
-    "co.kr",          "or.kr",        "com.br",
-    "net.br",         "org.br",       "com.cn",
-    "net.cn",         "org.cn",       "gov.cn",
-    "edu.cn",         "co.in",        "net.in",
-    "org.in",         "co.za",        "com.mx",
-    "com.ar",         "com.tr",       "com.tw",
-    "com.hk",         "com.sg",       "co.il",
-    "co.id",          "com.my",       "com.ph",
-    "com.vn",         "com.ua",       "com.pl",
-    "co.th",          "in-addr.arpa", "ip6.arpa",
-    "github.io",      "gitlab.io",    "herokuapp.com",
-    "appspot.com",    "blogspot.com", "azurewebsites.net",
-    "cloudfront.net",
+struct suffix {
+	uint8_t len;
+	const char *s; /* lowercase */
 };
 
-static bool two_label_suffix(const char *s)
-{
-	/* the suffixes are lowercase: the first byte rules out nearly all of them */
-	int c0 = tolower((unsigned char)s[0]);
+/* Sorted by length, then bytes: two_label_suffix() searches it by halves. */
+static const struct suffix dns_two_label_suffixes[] = {
+    {NAME_LEN("ac.jp")},          {NAME_LEN("ac.uk")},
+    {NAME_LEN("co.id")},          {NAME_LEN("co.il")},
+    {NAME_LEN("co.in")},          {NAME_LEN("co.jp")},
+    {NAME_LEN("co.kr")},          {NAME_LEN("co.nz")},
+    {NAME_LEN("co.th")},          {NAME_LEN("co.uk")},
+    {NAME_LEN("co.za")},          {NAME_LEN("go.jp")},
+    {NAME_LEN("me.uk")},          {NAME_LEN("ne.jp")},
+    {NAME_LEN("or.jp")},          {NAME_LEN("or.kr")},
+    {NAME_LEN("com.ar")},         {NAME_LEN("com.au")},
+    {NAME_LEN("com.br")},         {NAME_LEN("com.cn")},
+    {NAME_LEN("com.hk")},         {NAME_LEN("com.mx")},
+    {NAME_LEN("com.my")},         {NAME_LEN("com.ph")},
+    {NAME_LEN("com.pl")},         {NAME_LEN("com.sg")},
+    {NAME_LEN("com.tr")},         {NAME_LEN("com.tw")},
+    {NAME_LEN("com.ua")},         {NAME_LEN("com.vn")},
+    {NAME_LEN("edu.au")},         {NAME_LEN("edu.cn")},
+    {NAME_LEN("gov.au")},         {NAME_LEN("gov.cn")},
+    {NAME_LEN("gov.uk")},         {NAME_LEN("ltd.uk")},
+    {NAME_LEN("net.au")},         {NAME_LEN("net.br")},
+    {NAME_LEN("net.cn")},         {NAME_LEN("net.in")},
+    {NAME_LEN("net.nz")},         {NAME_LEN("net.uk")},
+    {NAME_LEN("org.au")},         {NAME_LEN("org.br")},
+    {NAME_LEN("org.cn")},         {NAME_LEN("org.in")},
+    {NAME_LEN("org.nz")},         {NAME_LEN("org.uk")},
+    {NAME_LEN("plc.uk")},         {NAME_LEN("ip6.arpa")},
+    {NAME_LEN("github.io")},      {NAME_LEN("gitlab.io")},
+    {NAME_LEN("appspot.com")},    {NAME_LEN("blogspot.com")},
+    {NAME_LEN("in-addr.arpa")},   {NAME_LEN("herokuapp.com")},
+    {NAME_LEN("cloudfront.net")}, {NAME_LEN("azurewebsites.net")},
+};
 
-	for (size_t i = 0; i < sizeof(dns_two_label_suffixes) / sizeof(dns_two_label_suffixes[0]);
-	     i++)
-		if (c0 == dns_two_label_suffixes[i][0] &&
-		    strcasecmp(s, dns_two_label_suffixes[i]) == 0)
+static int ascii_lower(int ch)
+{
+	return ch >= 'A' && ch <= 'Z' ? ch + ('a' - 'A') : ch;
+}
+
+/* Order of s[0, len) against x: by length, then by bytes with s lowercased. */
+static int suffix_cmp(const char *s, size_t len, const struct suffix *x)
+{
+	if (len != x->len)
+		return len < x->len ? -1 : 1;
+	for (size_t k = 0; k < len; k++) {
+		int ch = ascii_lower((unsigned char)s[k]);
+
+		if (ch != (unsigned char)x->s[k])
+			return ch < (unsigned char)x->s[k] ? -1 : 1;
+	}
+	return 0;
+}
+
+/* s[0, len) is one of the suffixes, ignoring ASCII case (hostbeat runs in the C
+ * locale, where strcasecmp() compares exactly so). */
+static bool two_label_suffix(const char *s, size_t len)
+{
+	size_t lo = 0, hi = sizeof(dns_two_label_suffixes) / sizeof(dns_two_label_suffixes[0]);
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = suffix_cmp(s, len, &dns_two_label_suffixes[mid]);
+
+		if (c == 0)
 			return true;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
 	return false;
 }
 
@@ -509,7 +697,7 @@ static void emit_domain_parts(struct event *ev, const char *name, size_t len,
 
 	if (n < 2)
 		return;
-	nsuf = two_label_suffix(name + lab->start[n - 2]) ? 2 : 1;
+	nsuf = two_label_suffix(name + lab->start[n - 2], len - lab->start[n - 2]) ? 2 : 1;
 	if (n <= nsuf)
 		return;
 	reg = lab->start[n - nsuf - 1];
@@ -535,17 +723,13 @@ struct dns_summary {
 	bool capped; /* more entries than max_records: the rest was not walked */
 };
 
-/* Walk one RR header and skip its RDATA. Returns the RR type; rd_off and rd_len
- * locate the RDATA. Errors are left in c->err. */
-static uint16_t rr_header(struct cursor *c, struct sb *name, uint16_t *klass, uint32_t *ttl,
-			  size_t *rd_off, size_t *rd_len)
+/* Walk the rest of an RR after its owner name and skip its RDATA. Returns the RR
+ * type; rd_off and rd_len locate the RDATA. Errors are left in c->err. */
+static uint16_t rr_fixed(struct cursor *c, uint16_t *klass, uint32_t *ttl, size_t *rd_off,
+			 size_t *rd_len)
 {
 	uint16_t type, rdlen;
 
-	if (dns_read_name(c, name, NULL) < 0) {
-		c->err = true;
-		return 0;
-	}
 	type = cur_be16(c);
 	*klass = cur_be16(c);
 	*ttl = cur_be32(c);
@@ -560,6 +744,9 @@ static int dns_scan(const uint8_t *msg, size_t len, uint64_t max_records, struct
 {
 	struct cursor c;
 	uint64_t walked = 0;
+	/* the first question's name has no pointer: a pointer to it reads the same
+	 * labels (within the same limits), so it needs no second walk */
+	bool q0_plain = false;
 
 	memset(s, 0, sizeof(*s));
 	cur_init(&c, msg, len);
@@ -577,8 +764,12 @@ static int dns_scan(const uint8_t *msg, size_t len, uint64_t max_records, struct
 			s->capped = true;
 			return 0;
 		}
-		if (dns_read_name(&c, NULL, NULL) < 0)
+		int jumps = dns_read_name(&c, NULL, NULL);
+
+		if (jumps < 0)
 			return -EBADMSG;
+		if (i == 0)
+			q0_plain = jumps == 0;
 		cur_skip(&c, 4);
 	}
 	for (int sec = 1; sec < 4; sec++) {
@@ -591,7 +782,11 @@ static int dns_scan(const uint8_t *msg, size_t len, uint64_t max_records, struct
 				s->capped = true;
 				goto done;
 			}
-			type = rr_header(&c, NULL, &klass, &ttl, &rd_off, &rd_len);
+			if (q0_plain && at_question_pointer(&c))
+				cur_skip(&c, 2);
+			else if (dns_read_name(&c, NULL, NULL) < 0)
+				return -EBADMSG;
+			type = rr_fixed(&c, &klass, &ttl, &rd_off, &rd_len);
 			if (!c.err && sec == 3 && type == DNS_TYPE_OPT && !s->has_opt) {
 				s->has_opt = true;
 				s->udp_size = klass;
@@ -646,23 +841,20 @@ static void rr_str_end(struct rr_text *t)
 	}
 }
 
-static void rr_str_fmt(struct rr_text *t, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void rr_str_fmt(struct rr_text *t, const char *key, const char *fmt, ...)
+/* A string extra with the text of s. */
+static void rr_str(struct rr_text *t, const char *key, struct txt s)
 {
-	char tmp[64];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		n = 0;
 	rr_str_begin(t, key);
-	sb_put(&t->xs, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+	sb_put(&t->xs, s.p, s.len);
 	rr_str_end(t);
+}
+
+/* A string extra holding a decimal number (Packetbeat prints these as strings). */
+static void rr_str_u32(struct rr_text *t, const char *key, uint32_t v)
+{
+	char buf[16];
+
+	rr_str(t, key, (struct txt){buf, u32_text(v, buf)});
 }
 
 /* Bytes left in the RDATA (the cursor's end is the RDATA end). */
@@ -685,7 +877,7 @@ static const uint8_t *rd_rest(struct cursor *c, size_t *n)
 
 static void render_type_bitmap(struct cursor *c, struct sb *out)
 {
-	char num[8];
+	char num[16];
 	bool first = true;
 
 	while (!c->err && rd_left(c) > 0) {
@@ -705,7 +897,9 @@ static void render_type_bitmap(struct cursor *c, struct sb *out)
 			if (!first)
 				sb_putc(out, ' ');
 			first = false;
-			sb_puts(out, CODE_TEXT(dns_types, (unsigned)window << 8 | i, num));
+			struct txt tn = type_text((unsigned)window << 8 | i, num);
+
+			sb_put(out, tn.p, tn.len);
 		}
 	}
 }
@@ -941,9 +1135,9 @@ static bool render_rdata(const uint8_t *msg, size_t rd_off, size_t rd_len, uint1
 
 		if (c.err)
 			return false;
-		rr_str_fmt(t, "algorithm", "%s", CODE_TEXT(dns_algorithms, alg, nb));
-		rr_str_fmt(t, "digest_type", "%s", CODE_TEXT(dns_hashes, dt, nb));
-		rr_str_fmt(t, "key_tag", "%u", tag);
+		rr_str(t, "algorithm", CODE_TEXT(dns_algorithms, alg, nb));
+		rr_str(t, "digest_type", CODE_TEXT(dns_hashes, dt, nb));
+		rr_str_u32(t, "key_tag", tag);
 		rest = rd_rest(&c, &nrest);
 		sb_hex(d, rest, nrest, true);
 		break;
@@ -955,9 +1149,9 @@ static bool render_rdata(const uint8_t *msg, size_t rd_off, size_t rd_len, uint1
 
 		if (c.err)
 			return false;
-		rr_str_fmt(t, "algorithm", "%s", CODE_TEXT(dns_algorithms, alg, nb));
-		rr_str_fmt(t, "flags", "%u", flags);
-		rr_str_fmt(t, "protocol", "%u", proto);
+		rr_str(t, "algorithm", CODE_TEXT(dns_algorithms, alg, nb));
+		rr_str_u32(t, "flags", flags);
+		rr_str_u32(t, "protocol", proto);
 		rest = rd_rest(&c, &nrest);
 		sb_base64(d, rest, nrest);
 		break;
@@ -970,21 +1164,21 @@ static bool render_rdata(const uint8_t *msg, size_t rd_off, size_t rd_len, uint1
 
 		if (c.err)
 			return false;
-		rr_str_fmt(t, "algorithm", "%s", CODE_TEXT(dns_algorithms, alg, nb));
+		rr_str(t, "algorithm", CODE_TEXT(dns_algorithms, alg, nb));
 		rr_str_begin(t, "expiration");
 		render_time(&t->xs, exp);
 		rr_str_end(t);
 		rr_str_begin(t, "inception");
 		render_time(&t->xs, inc);
 		rr_str_end(t);
-		rr_str_fmt(t, "key_tag", "%u", tag);
-		rr_str_fmt(t, "labels", "%u", labels);
-		rr_str_fmt(t, "original_ttl", "%u", ottl);
+		rr_str_u32(t, "key_tag", tag);
+		rr_str_u32(t, "labels", labels);
+		rr_str_u32(t, "original_ttl", ottl);
 		rr_str_begin(t, "signer_name");
 		if (dns_read_name(&c, &t->xs, NULL) < 0)
 			return false;
 		rr_str_end(t);
-		rr_str_fmt(t, "type_covered", "%s", CODE_TEXT(dns_types, covered, nb));
+		rr_str(t, "type_covered", type_text(covered, nb));
 		rest = rd_rest(&c, &nrest);
 		sb_base64(d, rest, nrest);
 		break;
@@ -1005,9 +1199,9 @@ static bool render_rdata(const uint8_t *msg, size_t rd_off, size_t rd_len, uint1
 
 		if (!salt)
 			return false;
-		rr_str_fmt(t, "flags", "%u", flags);
-		rr_str_fmt(t, "hash", "%s", CODE_TEXT(dns_hashes, hash, nb));
-		rr_str_fmt(t, "iterations", "%u", iter);
+		rr_str_u32(t, "flags", flags);
+		rr_str(t, "hash", CODE_TEXT(dns_hashes, hash, nb));
+		rr_str_u32(t, "iterations", iter);
 		if (type == 51) { /* Packetbeat: data = salt */
 			if (slen)
 				sb_hex(d, salt, slen, true);
@@ -1084,7 +1278,6 @@ static void render_rr(const uint8_t *msg, size_t rd_off, size_t rd_len, uint16_t
 struct dns_emit {
 	struct event *ev;
 	const struct dns_cfg *cfg;
-	struct proto_stats *stats;
 	struct sb *text; /* request/response text, NULL when not wanted */
 	bool legacy;     /* also set method/query/resource */
 };
@@ -1098,12 +1291,12 @@ static void emit_rr_fields(struct event *ev, const char *key, unsigned elem, con
 			   const struct rr_text *t)
 {
 	char tb[16], cb[16], ttl_txt[16];
-	const char *tn = CODE_TEXT(dns_types, type, tb), *cn = CODE_TEXT(dns_classes, klass, cb);
+	struct txt tn = type_text(type, tb), cn = CODE_TEXT(dns_classes, klass, cb);
 	size_t n = u32_text(ttl, ttl_txt);
 
 	ev_obj_str(ev, key, elem, "name", name, name_len);
-	ev_obj_str(ev, key, elem, "type", tn, strlen(tn));
-	ev_obj_str(ev, key, elem, "class", cn, strlen(cn));
+	ev_obj_str(ev, key, elem, "type", tn.p, tn.len);
+	ev_obj_str(ev, key, elem, "class", cn.p, cn.len);
 	ev_obj_str(ev, key, elem, "ttl", ttl_txt, n);
 	for (unsigned i = 0; i < t->nx; i++) {
 		if (t->x[i].num)
@@ -1131,15 +1324,19 @@ static void text_rr(struct sb *text, const struct rr_text *t)
 static void emit_header(const struct dns_emit *e, const struct dns_summary *s)
 {
 	struct event *ev = e->ev;
-	char nb[24];
-	const char *opcode = CODE_TEXT(dns_opcodes, s->opcode, nb);
+	char ob[16], rb[24];
+	struct txt opcode = CODE_TEXT(dns_opcodes, s->opcode, ob);
+	struct txt rcode = rcode_text(s->rcode, rb);
 
-	ev_set_strz(ev, "dns.type", (s->flags & DNS_QR) ? "answer" : "query");
+	if (s->flags & DNS_QR)
+		ev_set_str(ev, "dns.type", "answer", 6);
+	else
+		ev_set_str(ev, "dns.type", "query", 5);
 	ev_set_uint(ev, "dns.id", s->id);
-	ev_set_strz(ev, "dns.op_code", opcode);
+	ev_set_str(ev, "dns.op_code", opcode.p, opcode.len);
 	if (e->legacy)
-		ev_set_strz(ev, "method", opcode);
-	ev_set_strz(ev, "dns.response_code", rcode_text(s->rcode, nb, sizeof(nb)));
+		ev_set_str(ev, "method", opcode.p, opcode.len);
+	ev_set_str(ev, "dns.response_code", rcode.p, rcode.len);
 	ev_set_bool(ev, "dns.flags.authoritative", s->flags & DNS_AA);
 	ev_set_bool(ev, "dns.flags.truncated_response", s->flags & DNS_TC);
 	ev_set_bool(ev, "dns.flags.recursion_desired", s->flags & DNS_RD);
@@ -1161,14 +1358,14 @@ static void emit_header(const struct dns_emit *e, const struct dns_summary *s)
 	if (s->has_opt && s->do_bit)
 		ev_append_str(ev, "dns.header_flags", "DO", 2);
 	if (s->has_opt) {
-		char v[16];
+		char v[16], xb[24];
+		/* miekg's ExtendedRcode(): the upper 8 bits only, shifted into place. */
+		struct txt ext = rcode_text((unsigned)s->ext_rcode << 4, xb);
 
 		ev_set_str(ev, "dns.opt.version", v, u32_text(s->version, v));
 		ev_set_bool(ev, "dns.opt.do", s->do_bit);
 		ev_set_uint(ev, "dns.opt.udp_size", s->udp_size);
-		/* miekg's ExtendedRcode(): the upper 8 bits only, shifted into place. */
-		ev_set_strz(ev, "dns.opt.ext_rcode",
-			    rcode_text((unsigned)s->ext_rcode << 4, nb, sizeof(nb)));
+		ev_set_str(ev, "dns.opt.ext_rcode", ext.p, ext.len);
 	}
 	ev_set_uint(ev, "dns.answers_count", s->counts[1]);
 	ev_set_uint(ev, "dns.authorities_count", s->counts[2]);
@@ -1181,9 +1378,14 @@ static void emit_header(const struct dns_emit *e, const struct dns_summary *s)
 		} fl[] = {{DNS_AA, "aa"}, {DNS_TC, "tc"}, {DNS_RD, "rd"},
 			  {DNS_RA, "ra"}, {DNS_AD, "ad"}, {DNS_CD, "cd"}};
 		bool first = true;
+		char id[16];
 
-		sb_printf(e->text, "ID %u; QR %s; OPCODE %s; FLAGS ", s->id,
-			  (s->flags & DNS_QR) ? "response" : "query", opcode);
+		sb_puts(e->text, "ID ");
+		sb_put(e->text, id, u32_text(s->id, id));
+		sb_puts(e->text,
+			(s->flags & DNS_QR) ? "; QR response; OPCODE " : "; QR query; OPCODE ");
+		sb_put(e->text, opcode.p, opcode.len);
+		sb_puts(e->text, "; FLAGS ");
 		for (size_t i = 0; i < sizeof(fl) / sizeof(fl[0]); i++) {
 			if (!(s->flags & fl[i].bit))
 				continue;
@@ -1193,21 +1395,54 @@ static void emit_header(const struct dns_emit *e, const struct dns_summary *s)
 			sb_puts(e->text, fl[i].name);
 		}
 		sb_puts(e->text, "; RCODE ");
-		sb_puts(e->text, rcode_text(s->rcode, nb, sizeof(nb)));
+		sb_put(e->text, rcode.p, rcode.len);
 	}
 }
 
-static void emit_question(const struct dns_emit *e, struct cursor *c, unsigned idx)
+/* "class IN, type A, ": how Packetbeat starts a question's text (and `query`),
+ * written at d, which has room for CLASS_TYPE_MAX bytes; returns the length.
+ * A class or type is a name from the tables or a number, at most 10 bytes. */
+#define CLASS_TYPE_MAX 64
+static size_t class_type_text(char *d, struct txt cn, struct txt tn)
 {
-	char namebuf[DNS_NAME_TEXT_MAX];
+	char *p = d;
+
+	memcpy(p, "class ", 6);
+	p += 6;
+	memcpy(p, cn.p, cn.len);
+	p += cn.len;
+	memcpy(p, ", type ", 7);
+	p += 7;
+	memcpy(p, tn.p, tn.len);
+	p += tn.len;
+	memcpy(p, ", ", 2);
+	return (size_t)(p + 2 - d);
+}
+
+/* The legacy `query` ("class IN, type A, google.com") and `resource` of the first
+ * question. */
+static void emit_query_resource(struct event *ev, struct txt cn, struct txt tn,
+				const struct sb *name)
+{
+	/* at most 1023 bytes, as the 1 KiB printf buffer this replaced */
+	char qbuf[1024];
+	size_t n = class_type_text(qbuf, cn, tn);
+	size_t k = name->len < sizeof(qbuf) - 1 - n ? name->len : sizeof(qbuf) - 1 - n;
+
+	memcpy(qbuf + n, name->p, k);
+	ev_set_str(ev, "query", qbuf, n + k);
+	ev_set_str(ev, "resource", name->p, name->len);
+}
+
+/* Question idx; its name text is left in `name` (an empty sb on caller memory). */
+static void emit_question(const struct dns_emit *e, struct cursor *c, unsigned idx, struct sb *name)
+{
 	struct dns_labels lab;
-	struct sb name;
 	uint16_t qtype, qclass;
 	char tb[16], cb[16];
-	const char *tn, *cn;
+	struct txt tn, cn;
 
-	sb_init(&name, namebuf, sizeof(namebuf));
-	if (dns_read_name(c, &name, &lab) < 0) {
+	if (dns_read_name(c, name, &lab) < 0) {
 		c->err = true;
 		return;
 	}
@@ -1215,32 +1450,35 @@ static void emit_question(const struct dns_emit *e, struct cursor *c, unsigned i
 	qclass = cur_be16(c);
 	if (c->err)
 		return;
-	tn = CODE_TEXT(dns_types, qtype, tb);
+	tn = type_text(qtype, tb);
 	cn = CODE_TEXT(dns_classes, qclass, cb);
 	if (idx == 0) {
-		ev_set_str(e->ev, "dns.question.name", name.p, name.len);
-		ev_set_strz(e->ev, "dns.question.type", tn);
-		ev_set_strz(e->ev, "dns.question.class", cn);
-		emit_domain_parts(e->ev, name.p, name.len, &lab);
-		if (e->legacy) {
-			ev_set_fmt(e->ev, "query", "class %s, type %s, %s", cn, tn, name.p);
-			ev_set_str(e->ev, "resource", name.p, name.len);
-		}
+		ev_set_str(e->ev, "dns.question.name", name->p, name->len);
+		ev_set_str(e->ev, "dns.question.type", tn.p, tn.len);
+		ev_set_str(e->ev, "dns.question.class", cn.p, cn.len);
+		emit_domain_parts(e->ev, name->p, name->len, &lab);
+		if (e->legacy)
+			emit_query_resource(e->ev, cn, tn, name);
 	}
 	if (e->text) {
+		char ct[CLASS_TYPE_MAX];
+
 		sb_puts(e->text, idx == 0 ? "; QUESTION " : "; ");
-		sb_printf(e->text, "class %s, type %s, ", cn, tn);
-		sb_put(e->text, name.p, name.len);
+		sb_put(e->text, ct, class_type_text(ct, cn, tn));
+		sb_put(e->text, name->p, name->len);
 	}
 }
 
-/* Write the message's fields into e->ev. The message passed dns_scan(). */
+/* Write the message's fields into e->ev. The message passed dns_scan(); when it
+ * has more entries than max_records (s->capped), the rest is left out. */
 static void dns_emit(const struct dns_emit *e, const uint8_t *msg, size_t len,
 		     const struct dns_summary *s, uint64_t max_records)
 {
 	struct cursor c;
 	uint64_t walked = 0;
 	bool want[4];
+	char q0buf[DNS_NAME_TEXT_MAX];
+	struct sb q0; /* the first question's name; empty: none (a name is never "") */
 
 	want[0] = false;
 	want[1] = true;
@@ -1250,28 +1488,32 @@ static void dns_emit(const struct dns_emit *e, const uint8_t *msg, size_t len,
 	emit_header(e, s);
 	cur_init(&c, msg, len);
 	cur_skip(&c, DNS_HDR_LEN);
+	sb_init(&q0, q0buf, sizeof(q0buf));
 	for (unsigned i = 0; i < s->counts[0] && !c.err; i++, walked++) {
+		char other[DNS_NAME_TEXT_MAX];
+		struct sb name;
+
 		if (walked >= max_records)
-			goto capped;
-		emit_question(e, &c, i);
+			return;
+		sb_init(&name, other, sizeof(other));
+		emit_question(e, &c, i, i == 0 ? &q0 : &name);
 	}
 	for (int sec = 1; sec < 4; sec++) {
 		unsigned elem = 0;
 		bool first = true;
 
 		for (unsigned i = 0; i < s->counts[sec] && !c.err; i++, walked++) {
-			char namebuf[DNS_NAME_TEXT_MAX], data[DNS_RDATA_TEXT_MAX],
-			    extra[DNS_EXTRA_TEXT_MAX];
-			struct sb name;
-			struct rr_text t = {.nx = 0};
+			char data[DNS_RDATA_TEXT_MAX], extra[DNS_EXTRA_TEXT_MAX];
+			struct rr_text t; /* its sbs are set up below; x[0, nx) is used */
 			uint16_t type, klass;
 			uint32_t ttl;
-			size_t rd_off, rd_len;
+			size_t name_off = c.off, rd_off, rd_len;
 
 			if (walked >= max_records)
-				goto capped;
-			sb_init(&name, namebuf, sizeof(namebuf));
-			type = rr_header(&c, &name, &klass, &ttl, &rd_off, &rd_len);
+				return;
+			/* the owner name is rendered below only when it is written */
+			skip_name(&c);
+			type = rr_fixed(&c, &klass, &ttl, &rd_off, &rd_len);
 			if (c.err)
 				break;
 			if (type == DNS_TYPE_OPT)
@@ -1280,10 +1522,24 @@ static void dns_emit(const struct dns_emit *e, const uint8_t *msg, size_t len,
 				continue;
 			sb_init(&t.data, data, sizeof(data));
 			sb_init(&t.xs, extra, sizeof(extra));
+			t.nx = 0;
 			render_rr(msg, rd_off, rd_len, type, &t);
-			if (want[sec])
+			if (want[sec]) {
+				char namebuf[DNS_NAME_TEXT_MAX];
+				struct sb name = q0;
+				struct cursor nc;
+
+				/* a pointer to the first question's name reads its labels
+				 * (dns_scan() accepted that walk): the text is the same */
+				cur_init(&nc, msg, len);
+				cur_seek(&nc, name_off);
+				if (q0.len == 0 || !at_question_pointer(&nc)) {
+					sb_init(&name, namebuf, sizeof(namebuf));
+					dns_read_name(&nc, &name, NULL);
+				}
 				emit_rr_fields(e->ev, section_keys[sec], elem++, name.p, name.len,
 					       type, klass, ttl, &t);
+			}
 			if (sec == 1 && (type == DNS_TYPE_A || type == DNS_TYPE_AAAA) &&
 			    rd_len == (type == DNS_TYPE_A ? 4u : 16u)) {
 				struct hb_ip ip = {.ver = type == DNS_TYPE_A ? 4 : 6};
@@ -1303,13 +1559,11 @@ static void dns_emit(const struct dns_emit *e, const uint8_t *msg, size_t len,
 			first = false;
 		}
 	}
-	return;
-capped:
-	metric_inc(e->stats->limit_exceeded);
 }
 
-/* Every key dns_emit() may set: removed from a pending query when the response
- * replaces them. The legacy method/query/resource stay (they describe the query). */
+/* Every key dns_emit() may set: removed from a pending query whose dns.* fields
+ * were written at once (see struct dns_pending) when the response replaces them.
+ * The legacy method/query/resource stay (they describe the query). */
 static const char *const dns_emitted_keys[] = {
     "dns.type",
     "dns.id",
@@ -1351,13 +1605,6 @@ static void remove_emitted(struct event *ev)
 
 /* ---- transactions ------------------------------------------------------------ */
 
-static bool match_id(const struct event *ev, const void *arg)
-{
-	const struct ev_field *f = ev_find(ev, "dns.id");
-
-	return f && f->type == EV_T_UINT && f->v.u == *(const uint16_t *)arg;
-}
-
 static void conn_cfg(const struct conn_info *info, struct dns_cfg *out)
 {
 	*out = dns_cfg_default;
@@ -1367,17 +1614,17 @@ static void conn_cfg(const struct conn_info *info, struct dns_cfg *out)
 		out->max_records = dns_cfg_default.max_records;
 }
 
-/* Fill ev from the message (both passes already known to succeed). */
-static void fill_event(struct dns_conn *dc, struct proto_ctx *ctx, struct event *ev,
-		       const uint8_t *msg, size_t len, const struct dns_summary *s, bool legacy,
-		       bool want_text, const char *text_key)
+/* Write the message's fields into ev (dns_scan() accepted it as s); with
+ * want_text, also its text under text_key. */
+static void emit_fields(struct dns_conn *dc, struct event *ev, const uint8_t *msg, size_t len,
+			const struct dns_summary *s, bool legacy, bool want_text,
+			const char *text_key)
 {
 	char textbuf[DNS_MSG_TEXT_MAX];
 	struct sb text = {0};
 	struct dns_emit e = {
 	    .ev = ev,
 	    .cfg = &dc->cfg,
-	    .stats = ctx->stats,
 	    .text = NULL,
 	    .legacy = legacy,
 	};
@@ -1392,15 +1639,119 @@ static void fill_event(struct dns_conn *dc, struct proto_ctx *ctx, struct event 
 		ev_set_str(ev, text_key, text.p, text.len);
 }
 
+/* emit_fields(), counting a message that had more entries than were decoded. */
+static void fill_event(struct dns_conn *dc, struct proto_ctx *ctx, struct event *ev,
+		       const uint8_t *msg, size_t len, const struct dns_summary *s, bool legacy,
+		       bool want_text, const char *text_key)
+{
+	emit_fields(dc, ev, msg, len, s, legacy, want_text, text_key);
+	if (s->capped)
+		metric_inc(ctx->stats->limit_exceeded);
+}
+
+/* What emit_fields(legacy) adds to emit_fields(!legacy): method, and query and
+ * resource from the first question. */
+static void emit_legacy(struct event *ev, const uint8_t *msg, size_t len,
+			const struct dns_summary *s)
+{
+	char ob[16], namebuf[DNS_NAME_TEXT_MAX], tb[16], cb[16];
+	struct txt opcode = CODE_TEXT(dns_opcodes, s->opcode, ob);
+	struct sb name;
+	struct cursor c;
+	uint16_t qtype, qclass;
+
+	ev_set_str(ev, "method", opcode.p, opcode.len);
+	if (s->counts[0] == 0)
+		return; /* max_records >= 1: a first question is always decoded */
+	cur_init(&c, msg, len);
+	cur_skip(&c, DNS_HDR_LEN);
+	sb_init(&name, namebuf, sizeof(namebuf));
+	if (dns_read_name(&c, &name, NULL) < 0)
+		return;
+	qtype = cur_be16(&c);
+	qclass = cur_be16(&c);
+	if (c.err)
+		return;
+	emit_query_resource(ev, CODE_TEXT(dns_classes, qclass, cb), type_text(qtype, tb), &name);
+}
+
+static int pend_find(const struct dns_conn *dc, uint16_t id, size_t *at)
+{
+	for (size_t i = 0; i < dc->npend; i++) {
+		if (dc->pend[i].id == id) {
+			*at = i;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/* Append; -ENOSPC when max_pending are waiting, -ENOMEM when the list cannot grow
+ * (either way the caller lets the oldest go, which makes room). */
+static int pend_push(struct dns_conn *dc, const struct dns_pending *p)
+{
+	if (dc->npend >= dc->max_pending)
+		return -ENOSPC;
+	if (dc->npend == dc->pend_cap) {
+		size_t cap =
+		    dc->pend_cap * 2 < dc->max_pending ? dc->pend_cap * 2 : dc->max_pending;
+		struct dns_pending *grown = hb_malloc(cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		memcpy(grown, dc->pend, dc->npend * sizeof(*grown));
+		if (dc->pend != dc->pend_inline)
+			hb_free(dc->pend);
+		dc->pend = grown;
+		dc->pend_cap = cap;
+	}
+	dc->pend[dc->npend++] = *p;
+	return 0;
+}
+
+static struct dns_pending pend_remove(struct dns_conn *dc, size_t i)
+{
+	struct dns_pending p = dc->pend[i];
+
+	memmove(&dc->pend[i], &dc->pend[i + 1], (dc->npend - i - 1) * sizeof(p));
+	dc->npend--;
+	return p;
+}
+
+/* Remove pending query i and return its event with the query's dns.* fields, to be
+ * published without a response. */
+static struct event *pend_take_unanswered(struct dns_conn *dc, size_t i)
+{
+	struct dns_pending p = pend_remove(dc, i);
+	struct dns_summary s;
+
+	/* the copy passed dns_scan() before; its cap was counted then */
+	if (p.msg && dns_scan(p.msg, p.len, dc->cfg.max_records, &s) == 0)
+		emit_fields(dc, p.ev, p.msg, p.len, &s, false, false, NULL);
+	return p.ev;
+}
+
+/* The queries older than the transaction timeout; they are in arrival order. */
+static void pend_expire(struct dns_conn *dc, struct proto_ctx *ctx)
+{
+	while (dc->npend > 0) {
+		const struct event *ev = dc->pend[0].ev;
+
+		if (!(ctx->ts > ev->start_ns && ctx->ts - ev->start_ns > dc->timeout))
+			break;
+		txn_publish_unmatched(ctx, pend_take_unanswered(dc, 0), NOTE_NO_RESPONSE, true);
+	}
+}
+
 static void on_query(struct dns_conn *dc, struct proto_ctx *ctx, const uint8_t *msg, size_t len,
 		     size_t wire_len, uint64_t ts, const struct dns_summary *s)
 {
-	struct event *ev, *old;
-	uint16_t id = s->id;
+	struct dns_pending p = {.id = s->id, .edns = s->has_opt};
+	struct event *ev;
+	size_t old;
 
-	old = txn_fifo_take(&dc->pending, match_id, &id);
-	if (old)
-		txn_publish_unmatched(ctx, old, NOTE_DUPLICATE, true);
+	if (pend_find(dc, s->id, &old) == 0)
+		txn_publish_unmatched(ctx, pend_take_unanswered(dc, old), NOTE_DUPLICATE, true);
 
 	ev = txn_new_event(ctx, &dns_proto);
 	if (!ev)
@@ -1408,26 +1759,38 @@ static void on_query(struct dns_conn *dc, struct proto_ctx *ctx, const uint8_t *
 	txn_init_event(ev, ctx->conn, ts);
 	ev->has_client_bytes = true;
 	ev->client_bytes = wire_len;
-	fill_event(dc, ctx, ev, msg, len, s, true, dc->send_request, "request");
+	p.ev = ev;
+	/* The dns.* fields wait (struct dns_pending), unless the request text is
+	 * wanted: it comes from the same walk. */
+	if (!(dc->send_request && dc->max_text) && len <= DNS_DEFER_MAX)
+		p.msg = (const uint8_t *)ev_arena_copy(ev, msg, len);
+	if (p.msg) {
+		p.len = len;
+		emit_legacy(ev, msg, len, s);
+		if (s->capped) /* counted now, as fill_event() would */
+			metric_inc(ctx->stats->limit_exceeded);
+	} else {
+		fill_event(dc, ctx, ev, msg, len, s, true, dc->send_request, "request");
+	}
 	if (!dc->tcp && !s->has_opt && len > DNS_PLAIN_UDP_MAX)
 		txn_add_note(ev, NOTE_TOO_LARGE);
 
-	if (txn_fifo_push(&dc->pending, ev) < 0) {
+	if (pend_push(dc, &p) < 0) {
 		/* Full: the oldest query gives way, counted. */
 		metric_inc(ctx->stats->limit_exceeded);
-		txn_publish_unmatched(ctx, txn_fifo_pop(&dc->pending), NOTE_NO_RESPONSE, true);
-		txn_fifo_push(&dc->pending, ev);
+		txn_publish_unmatched(ctx, pend_take_unanswered(dc, 0), NOTE_NO_RESPONSE, true);
+		pend_push(dc, &p);
 	}
 }
 
 static void on_response(struct dns_conn *dc, struct proto_ctx *ctx, const uint8_t *msg, size_t len,
 			size_t wire_len, uint64_t ts, const struct dns_summary *s)
 {
-	uint16_t id = s->id;
-	struct event *ev = txn_fifo_take(&dc->pending, match_id, &id);
-	bool req_edns;
+	struct dns_pending p;
+	struct event *ev;
+	size_t at;
 
-	if (!ev) {
+	if (pend_find(dc, s->id, &at) < 0) {
 		ev = txn_new_event(ctx, &dns_proto);
 		if (!ev)
 			return;
@@ -1441,8 +1804,10 @@ static void on_response(struct dns_conn *dc, struct proto_ctx *ctx, const uint8_
 		txn_publish_unmatched(ctx, ev, NOTE_ORPHAN, false);
 		return;
 	}
-	req_edns = ev_find(ev, "dns.opt.udp_size") != NULL;
-	remove_emitted(ev);
+	p = pend_remove(dc, at);
+	ev = p.ev;
+	if (!p.msg)
+		remove_emitted(ev); /* the response's replace them */
 	ev->end_ns = ts;
 	ev->has_server_bytes = true;
 	ev->server_bytes = wire_len;
@@ -1451,9 +1816,9 @@ static void on_response(struct dns_conn *dc, struct proto_ctx *ctx, const uint8_
 	if (!dc->tcp) {
 		if (!s->has_opt && len > DNS_PLAIN_UDP_MAX)
 			txn_add_note(ev, NOTE_RESP_TOO_LARGE);
-		if (req_edns && !s->has_opt)
+		if (p.edns && !s->has_opt)
 			txn_add_note(ev, NOTE_EDNS_NO_SUPPORT);
-		else if (!req_edns && s->has_opt)
+		else if (!p.edns && s->has_opt)
 			txn_add_note(ev, NOTE_EDNS_UNEXPECTED);
 	}
 	txn_publish(ctx, ev);
@@ -1467,14 +1832,13 @@ static void on_bad_response(struct dns_conn *dc, struct proto_ctx *ctx, const ui
 	struct cursor c;
 	uint16_t id;
 	struct event *ev;
+	size_t at;
 
 	cur_init(&c, msg, len);
 	id = cur_be16(&c);
-	if (c.err)
+	if (c.err || pend_find(dc, id, &at) < 0)
 		return;
-	ev = txn_fifo_take(&dc->pending, match_id, &id);
-	if (!ev)
-		return;
+	ev = pend_take_unanswered(dc, at);
 	ev->status = EV_STATUS_ERROR;
 	txn_add_note(ev, note);
 	txn_publish(ctx, ev);
@@ -1519,8 +1883,9 @@ static void *dns_conn_new(const struct conn_info *info)
 	    cp ? (size_t)(cp->max_message_size < DNS_MSG_TEXT_MAX - 1 ? cp->max_message_size
 								      : DNS_MSG_TEXT_MAX - 1)
 	       : 0;
-	txn_fifo_init(&dc->pending,
-		      cp && cp->max_pending ? (size_t)cp->max_pending : DNS_DEFAULT_MAX_PENDING);
+	dc->pend = dc->pend_inline;
+	dc->pend_cap = DNS_PENDING_INLINE;
+	dc->max_pending = cp && cp->max_pending ? (size_t)cp->max_pending : DNS_DEFAULT_MAX_PENDING;
 	return dc;
 }
 
@@ -1564,8 +1929,8 @@ static struct parse_result parse_tcp(struct dns_conn *dc, enum proto_dir dir, co
 		}
 		mlen = cur_be16(&c);
 		if (mlen == 0) {
-			if (dir == DIR_TO_CLIENT && txn_fifo_peek(&dc->pending)) {
-				struct event *ev = txn_fifo_pop(&dc->pending);
+			if (dir == DIR_TO_CLIENT && dc->npend > 0) {
+				struct event *ev = pend_take_unanswered(dc, 0);
 
 				ev->status = EV_STATUS_ERROR;
 				txn_add_note(ev, NOTE_RESP_ZERO_LENGTH);
@@ -1607,7 +1972,7 @@ static struct parse_result dns_parse(void *conn, enum proto_dir dir, const uint8
 {
 	struct dns_conn *dc = conn;
 
-	txn_fifo_expire(&dc->pending, ctx, dc->timeout, NOTE_NO_RESPONSE);
+	pend_expire(dc, ctx);
 	return dc->tcp ? parse_tcp(dc, dir, data, len, ctx) : parse_udp(dc, dir, data, len, ctx);
 }
 
@@ -1627,7 +1992,8 @@ static void dns_expire(void *conn, struct proto_ctx *ctx)
 {
 	struct dns_conn *dc = conn;
 
-	txn_fifo_flush(&dc->pending, ctx, NOTE_NO_RESPONSE);
+	while (dc->npend > 0)
+		txn_publish_unmatched(ctx, pend_take_unanswered(dc, 0), NOTE_NO_RESPONSE, true);
 }
 
 static void dns_conn_free(void *conn)
@@ -1637,7 +2003,10 @@ static void dns_conn_free(void *conn)
 	if (!dc)
 		return;
 	/* The contract says expire() ran first; return anything left to its pool. */
-	txn_fifo_release(&dc->pending);
+	for (size_t i = 0; i < dc->npend; i++)
+		ev_pool_put(dc->pend[i].ev);
+	if (dc->pend != dc->pend_inline)
+		hb_free(dc->pend);
 	hb_free(dc);
 }
 

@@ -1513,6 +1513,522 @@ static void test_truncated_every_offset(void **state)
 	}
 }
 
+/* ---- names: every byte, caps, pointers --------------------------------------------- */
+
+/* The presentation form of one label as miekg writes it, written independently of
+ * dns.c: its special characters as "\c", bytes outside 0x20..0x7e as "\DDD". */
+static size_t ref_label(const uint8_t *s, size_t n, char *out)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (strchr(". '@;()\"\\", s[i]) && s[i] != 0)
+			k += (size_t)sprintf(out + k, "\\%c", s[i]);
+		else if (s[i] < 0x20 || s[i] > 0x7e)
+			k += (size_t)sprintf(out + k, "\\%03u", s[i]);
+		else
+			out[k++] = (char)s[i];
+	}
+	out[k] = '\0';
+	return k;
+}
+
+/* A question name of the labels lens[0..n) cut from `bytes`; its expected text in
+ * `text` and the start of its last two labels in *reg. */
+static void put_raw_name(struct mb *m, const uint8_t *bytes, const size_t *lens, size_t n,
+			 char *text, size_t *reg)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			text[k++] = '.';
+		if (i + 2 == n)
+			*reg = k;
+		put8(m, (unsigned)lens[i]);
+		putn(m, bytes, lens[i]);
+		k += ref_label(bytes, lens[i], text + k);
+		bytes += lens[i];
+	}
+	text[k] = '\0';
+	put8(m, 0);
+}
+
+/* Every byte value 0..255 inside labels, in a question, as an answer's owner name
+ * (a pointer to the question) and as CNAME data (a pointer too). */
+static void test_label_every_byte(void **state)
+{
+	uint8_t bytes[256];
+	static const size_t lens[] = {63, 63, 2};
+
+	(void)state;
+	for (int i = 0; i < 256; i++)
+		bytes[i] = (uint8_t)i;
+	for (int half = 0; half < 2; half++) {
+		struct fx *f = fx_new(false);
+		struct mb q, r;
+		char text[1100], want[1200];
+		size_t reg = 0, at;
+		struct event *ev;
+
+		fx_open(f);
+		put_hdr(&q, 9, 0x0100, 1, 0, 0, 0);
+		put_raw_name(&q, bytes + 128 * half, lens, 3, text, &reg);
+		put16(&q, 1);
+		put16(&q, 1);
+		memcpy(&r, &q, sizeof(r.b[0]) * q.len);
+		r.len = q.len;
+		r.b[2] = 0x81;
+		r.b[3] = 0x80;
+		r.b[7] = 1; /* ancount */
+		put_ptr(&r, 12);
+		at = rr_begin(&r, 5, 1, 60);
+		put_ptr(&r, 12);
+		rr_end(&r, at);
+		udp(f, DIR_TO_SERVER, &q, q.len, T0);
+		udp(f, DIR_TO_CLIENT, &r, r.len, T0 + 1);
+		assert_int_equal(f->col.n, 1);
+		ev = f->col.ev[0];
+		assert_fstr(fld(ev, "dns.question.name"), text);
+		assert_fstr(fld(ev, "resource"), text);
+		snprintf(want, sizeof(want), "class IN, type A, %s", text);
+		assert_fstr(fld(ev, "query"), want);
+		assert_fstr(fld(ev, "dns.question.registered_domain"), text + reg);
+		text[reg - 1] = '\0';
+		assert_fstr(fld(ev, "dns.question.subdomain"), text);
+		text[reg - 1] = '.';
+		assert_fstr(obj(ev, "dns.answers", 0, "name"), text);
+		assert_fstr(obj(ev, "dns.answers", 0, "data"), text);
+		fx_free(f);
+	}
+}
+
+/* The longest name (255 wire bytes), every byte escaped: 1003 characters. The
+ * legacy `query` stops at 1023 bytes, the request text and a string extra (RRSIG
+ * signer_name, after 47 bytes of other extras in a 1 KiB buffer) at their caps. */
+static void test_long_escaped_name_caps(void **state)
+{
+	static const size_t lens[] = {63, 63, 63, 61};
+	uint8_t bytes[250];
+	char text[1100], want[2048];
+	size_t reg = 0, at, n;
+	struct fx *f;
+	struct mb q, r;
+	struct event *ev;
+
+	(void)state;
+	memset(bytes, 0xff, sizeof(bytes));
+	bytes[0] = '.';
+	bytes[249] = '\\';
+	f = fx_new(false);
+	f->cp.send_request = true;
+	f->cp.max_message_size = 900;
+	fx_open(f);
+	put_hdr(&q, 1, 0x0100, 1, 0, 0, 0);
+	put_raw_name(&q, bytes, lens, 4, text, &reg);
+	assert_int_equal(q.len, 12 + 255);
+	assert_int_equal(strlen(text), 2 + 248 * 4 + 2 + 3);
+	put16(&q, 65280);
+	put16(&q, 65280);
+	udp(f, DIR_TO_SERVER, &q, q.len, T0);
+	dns_proto.expire(f->conn, &f->ctx);
+	assert_int_equal(f->col.n, 1);
+	ev = f->col.ev[0];
+	assert_fstr(fld(ev, "dns.question.name"), text);
+	n = (size_t)snprintf(want, sizeof(want), "class 65280, type 65280, %s", text);
+	assert_true(n > 1023);
+	want[1023] = '\0';
+	assert_fstr(fld(ev, "query"), want);
+	snprintf(
+	    want, sizeof(want),
+	    "ID 1; QR query; OPCODE QUERY; FLAGS rd; RCODE NOERROR; QUESTION class 65280, type "
+	    "65280, %s",
+	    text);
+	want[900] = '\0';
+	assert_fstr(fld(ev, "request"), want);
+	fx_free(f);
+
+	f = fx_new(false);
+	fx_open(f);
+	put_hdr(&r, 1, 0x8180, 1, 1, 0, 0);
+	put_question(&r, "example.com", 46, 1);
+	put_ptr(&r, 12);
+	at = rr_begin(&r, 46, 1, 60);
+	put16(&r, 1);
+	put8(&r, 8);
+	put8(&r, 2);
+	put32(&r, 3600);
+	put32(&r, 1700000000);
+	put32(&r, 1699000000);
+	put16(&r, 12345);
+	put_raw_name(&r, bytes, lens, 4, text, &reg);
+	putn(&r, "\x01\x02\x03", 3);
+	rr_end(&r, at);
+	udp(f, DIR_TO_CLIENT, &r, r.len, T0);
+	assert_int_equal(f->col.n, 1);
+	ev = f->col.ev[0];
+	text[1023 - 47] = '\0';
+	assert_fstr(obj(ev, "dns.answers", 0, "signer_name"), text);
+	assert_fstr(obj(ev, "dns.answers", 0, "type_covered"), "");
+	assert_fstr(obj(ev, "dns.answers", 0, "data"), "AQID");
+	fx_free(f);
+}
+
+/* Owner names that point at the first question's name, at its middle, and a
+ * question name that itself ends in a pointer: the rules of RFC 1035 §4.1.4 as
+ * dns.c checks them (every pointer goes before the previous target). */
+static void test_owner_name_pointers(void **state)
+{
+	struct fx *f = fx_new(false);
+	struct mb r;
+	struct event *ev;
+	size_t at;
+
+	(void)state;
+	cfg_set(f, "include_authorities", 1);
+	fx_open(f);
+	/* answers: ptr(12), ptr(12 + 4) = "example.com", "x" + ptr(12); authority ptr(12) */
+	put_hdr(&r, 1, 0x8180, 1, 3, 1, 0);
+	put_question(&r, "www.example.com", 1, 1);
+	for (int i = 0; i < 3; i++) {
+		if (i == 0)
+			put_ptr(&r, 12);
+		else if (i == 1)
+			put_ptr(&r, 16);
+		else {
+			put8(&r, 1);
+			put8(&r, 'x');
+			put_ptr(&r, 12);
+		}
+		at = rr_begin(&r, 1, 1, 60);
+		put32(&r, 0x0a000001u + (uint32_t)i);
+		rr_end(&r, at);
+	}
+	put_ptr(&r, 12);
+	at = rr_begin(&r, 2, 1, 60);
+	put_ptr(&r, 16);
+	rr_end(&r, at);
+	assert_int_equal(udp(f, DIR_TO_CLIENT, &r, r.len, T0).status, PARSE_OK);
+	ev = f->col.ev[0];
+	assert_fstr(obj(ev, "dns.answers", 0, "name"), "www.example.com");
+	assert_fstr(obj(ev, "dns.answers", 1, "name"), "example.com");
+	assert_fstr(obj(ev, "dns.answers", 2, "name"), "x.www.example.com");
+	assert_fstr(obj(ev, "dns.authorities", 0, "name"), "www.example.com");
+	assert_fstr(obj(ev, "dns.authorities", 0, "data"), "example.com");
+
+	/* question "a" + pointer to offset 8 (NSCOUNT = 0: the root); an answer
+	 * pointing at it reads the same name */
+	put_hdr(&r, 2, 0x8180, 1, 1, 0, 0);
+	put8(&r, 1);
+	put8(&r, 'a');
+	put_ptr(&r, 8);
+	put16(&r, 1);
+	put16(&r, 1);
+	put_ptr(&r, 12);
+	at = rr_begin(&r, 1, 1, 60);
+	put32(&r, 0x01020304);
+	rr_end(&r, at);
+	assert_int_equal(udp(f, DIR_TO_CLIENT, &r, r.len, T0).status, PARSE_OK);
+	ev = f->col.ev[1];
+	assert_fstr(fld(ev, "dns.question.name"), "a");
+	assert_fstr(obj(ev, "dns.answers", 0, "name"), "a");
+
+	/* question "\001\000" + pointer to its own second byte (offset 14, a zero):
+	 * fine on its own, but through an answer's pointer to offset 12 the inner
+	 * pointer no longer goes before the previous target: the response is bad */
+	put_hdr(&r, 3, 0x8180, 1, 0, 0, 0);
+	putn(&r, "\x02\x01\x00", 3);
+	put_ptr(&r, 14);
+	put16(&r, 1);
+	put16(&r, 1);
+	assert_int_equal(udp(f, DIR_TO_CLIENT, &r, r.len, T0).status, PARSE_OK);
+	assert_fstr(fld(f->col.ev[2], "dns.question.name"), "\\001\\000");
+	r.b[7] = 1; /* ancount */
+	put_ptr(&r, 12);
+	at = rr_begin(&r, 1, 1, 60);
+	put32(&r, 0x01020304);
+	rr_end(&r, at);
+	assert_int_equal(udp(f, DIR_TO_CLIENT, &r, r.len, T0).status, PARSE_ERROR);
+	assert_int_equal(f->col.n, 3);
+	fx_free(f);
+}
+
+/* Every two-label suffix of the built-in list, in any case. */
+static void test_public_suffix_list(void **state)
+{
+	static const char *const suffixes[] = {
+	    "co.uk",          "org.uk",       "ac.uk",
+	    "gov.uk",         "me.uk",        "net.uk",
+	    "ltd.uk",         "plc.uk",       "com.au",
+	    "net.au",         "org.au",       "edu.au",
+	    "gov.au",         "co.nz",        "net.nz",
+	    "org.nz",         "co.jp",        "ne.jp",
+	    "or.jp",          "ac.jp",        "go.jp",
+	    "co.kr",          "or.kr",        "com.br",
+	    "net.br",         "org.br",       "com.cn",
+	    "net.cn",         "org.cn",       "gov.cn",
+	    "edu.cn",         "co.in",        "net.in",
+	    "org.in",         "co.za",        "com.mx",
+	    "com.ar",         "com.tr",       "com.tw",
+	    "com.hk",         "com.sg",       "co.il",
+	    "co.id",          "com.my",       "com.ph",
+	    "com.vn",         "com.ua",       "com.pl",
+	    "co.th",          "in-addr.arpa", "ip6.arpa",
+	    "github.io",      "gitlab.io",    "herokuapp.com",
+	    "appspot.com",    "blogspot.com", "azurewebsites.net",
+	    "cloudfront.net",
+	};
+	struct fx *f = fx_new(false);
+	struct mb q;
+
+	(void)state;
+	fx_open(f);
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		char name[64], reg[64];
+		struct event *ev;
+
+		snprintf(name, sizeof(name), "a.b.%s", suffixes[i]);
+		if (i % 2)
+			for (char *p = name; *p; p++)
+				*p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+		build_query(&q, (unsigned)i, name, 1);
+		udp(f, DIR_TO_SERVER, &q, q.len, T0);
+		dns_proto.expire(f->conn, &f->ctx);
+		assert_int_equal(f->col.n, 1);
+		ev = f->col.ev[0];
+		snprintf(reg, sizeof(reg), "%s", name + 2);
+		assert_fstr(fld(ev, "dns.question.registered_domain"), reg);
+		assert_fstr(fld(ev, "dns.question.top_level_domain"), name + 4);
+		assert_fstr(fld(ev, "dns.question.subdomain"), i % 2 ? "A" : "a");
+		ev_pool_put(ev);
+		f->col.n = 0;
+	}
+	/* one label short of a suffix, and a near miss */
+	build_query(&q, 1, "b.cO.Uk", 1);
+	udp(f, DIR_TO_SERVER, &q, q.len, T0);
+	build_query(&q, 2, "b.co.ukk", 1);
+	udp(f, DIR_TO_SERVER, &q, q.len, T0);
+	dns_proto.expire(f->conn, &f->ctx);
+	assert_fstr(fld(f->col.ev[0], "dns.question.registered_domain"), "b.cO.Uk");
+	assert_fstr(fld(f->col.ev[1], "dns.question.registered_domain"), "co.ukk");
+	fx_free(f);
+}
+
+/* ---- pending queries ------------------------------------------------------------- */
+
+/* Each key is on exactly one field of the event (members included). */
+static void assert_once(const struct event *ev, const char *const *keys, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (nkey(ev, keys[i]) != 1)
+			fail_msg("%s: %zu fields", keys[i], nkey(ev, keys[i]));
+}
+
+static const char *const once_keys[] = {
+    "dns.type",
+    "dns.id",
+    "dns.op_code",
+    "dns.response_code",
+    "dns.question.name",
+    "dns.answers_count",
+    "dns.flags.authoritative",
+    "method",
+    "query",
+    "resource",
+};
+
+/* A query with records of its own (OPT and an additional A): unmatched, it carries
+ * its own dns.* fields; matched, only the response's. Also past 512 bytes (no OPT)
+ * and with the request text, and over TCP. */
+static void test_query_fields_matched_and_not(void **state)
+{
+	(void)state;
+	for (int variant = 0; variant < 4; variant++) {
+		struct fx *f = fx_new(variant == 3);
+		struct mb q, r, fr;
+		struct event *ev;
+		size_t at;
+		char big[200];
+
+		cfg_set(f, "include_additionals", 1);
+		f->cp.send_request = variant == 2;
+		fx_open(f);
+		memset(big, 'b', sizeof(big));
+		put_hdr(&q, 7, 0x0100, 1, 0, 0, variant == 1 ? 4 : 2);
+		put_question(&q, "q.example.com", 1, 1);
+		for (int i = 0; i < (variant == 1 ? 4 : 1); i++) {
+			put_ptr(&q, 12);
+			at = rr_begin(&q, 16, 1, 5);
+			put8(&q, sizeof(big) - 1);
+			putn(&q, big, sizeof(big) - 1);
+			rr_end(&q, at);
+		}
+		if (variant != 1)
+			put_opt(&q, 1232, 0, 0, false);
+		assert_true(variant == 1 ? q.len > 512 : q.len < 512);
+		/* unmatched: published by expire() with the query's own fields */
+		if (variant == 3) {
+			framed(&q, &fr);
+			tcp(f, DIR_TO_SERVER, fr.b, fr.len, T0);
+		} else {
+			udp(f, DIR_TO_SERVER, &q, q.len, T0);
+		}
+		dns_proto.expire(f->conn, &f->ctx);
+		assert_int_equal(f->col.n, 1);
+		ev = f->col.ev[0];
+		assert_fstr(fld(ev, "dns.type"), "query");
+		assert_once(ev, once_keys, sizeof(once_keys) / sizeof(once_keys[0]));
+		assert_int_equal(nelems(ev, "dns.additionals"), variant == 1 ? 4 : 1);
+		assert_fstr(obj(ev, "dns.additionals", 0, "type"), "TXT");
+		if (variant == 1)
+			assert_null(fld(ev, "dns.opt.udp_size"));
+		else
+			assert_fuint(fld(ev, "dns.opt.udp_size"), 1232);
+		assert_int_equal(nkey(ev, "request"), variant == 2 ? 1 : 0);
+
+		/* matched: the response's fields replace the query's */
+		if (variant == 3) {
+			tcp(f, DIR_TO_SERVER, fr.b, fr.len, T0 + 1);
+		} else {
+			udp(f, DIR_TO_SERVER, &q, q.len, T0 + 1);
+		}
+		build_google(&r, 7, 2);
+		if (variant == 3) {
+			framed(&r, &fr);
+			tcp(f, DIR_TO_CLIENT, fr.b, fr.len, T0 + 2);
+		} else {
+			udp(f, DIR_TO_CLIENT, &r, r.len, T0 + 2);
+		}
+		assert_int_equal(f->col.n, 2);
+		ev = f->col.ev[1];
+		assert_fstr(fld(ev, "dns.type"), "answer");
+		assert_once(ev, once_keys, sizeof(once_keys) / sizeof(once_keys[0]));
+		assert_fstr(fld(ev, "dns.question.name"), "google.com");
+		assert_fstr(fld(ev, "resource"), "q.example.com");
+		assert_int_equal(nkey(ev, "dns.additionals"), 0);
+		assert_null(fld(ev, "dns.opt.udp_size"));
+		assert_int_equal(nkey(ev, "dns.resolved_ip"), 2);
+		assert_int_equal(nkey(ev, "request"), variant == 2 ? 1 : 0);
+		if (variant == 1)
+			assert_fstr(fld(ev, "error.message"),
+				    "Non-EDNS packet has size greater than 512");
+		else if (variant != 3)
+			assert_fstr(fld(ev, "error.message"), "Responder does not support EDNS");
+		fx_free(f);
+	}
+}
+
+/* More queries outstanding than fit without an allocation, answered in reverse
+ * order; then a cap of 6 with a duplicate ID in the middle. */
+static void test_many_pending(void **state)
+{
+	struct fx *f = fx_new(false);
+	struct mb q, r;
+	char name[32];
+
+	(void)state;
+	fx_open(f);
+	for (unsigned id = 1; id <= 12; id++) {
+		snprintf(name, sizeof(name), "h%u.example.com", id);
+		build_query(&q, id, name, 1);
+		udp(f, DIR_TO_SERVER, &q, q.len, T0 + id);
+	}
+	for (unsigned id = 12; id >= 1; id--) {
+		struct event *ev;
+
+		build_google(&r, id, 1);
+		udp(f, DIR_TO_CLIENT, &r, r.len, T0 + 100);
+		assert_int_equal(f->col.n, 13 - id);
+		ev = f->col.ev[12 - id];
+		snprintf(name, sizeof(name), "h%u.example.com", id);
+		assert_fstr(fld(ev, "resource"), name);
+		assert_int_equal(ev->status, EV_STATUS_OK);
+		assert_int_equal(ev->start_ns, T0 + id);
+	}
+	assert_int_equal(metrics_get("dns.unmatched_requests"), 0);
+	fx_free(f);
+
+	f = fx_new(false);
+	f->cp.max_pending = 6;
+	fx_open(f);
+	for (unsigned id = 1; id <= 7; id++) {
+		snprintf(name, sizeof(name), "h%u.example.com", id);
+		build_query(&q, id, name, 1);
+		udp(f, DIR_TO_SERVER, &q, q.len, T0 + id);
+	}
+	assert_int_equal(f->col.n, 1);
+	assert_fstr(fld(f->col.ev[0], "dns.question.name"), "h1.example.com");
+	assert_int_equal(metrics_get("dns.limit_exceeded"), 1);
+	build_query(&q, 4, "again.example.com", 1);
+	udp(f, DIR_TO_SERVER, &q, q.len, T0 + 8);
+	assert_int_equal(f->col.n, 2);
+	assert_fstr(fld(f->col.ev[1], "dns.question.name"), "h4.example.com");
+	assert_fstr(fld(f->col.ev[1], "error.message"),
+		    "Another query with the same DNS ID from this client was received so this "
+		    "query was closed without receiving a response");
+	f->ctx.ts = T0 + 9;
+	dns_proto.expire(f->conn, &f->ctx);
+	assert_int_equal(f->col.n, 8);
+	assert_fstr(fld(f->col.ev[7], "dns.question.name"), "again.example.com");
+	fx_free(f);
+}
+
+/* A message with more entries than max_records counts limit_exceeded for the scan
+ * and for the fields left out, whether the query is answered or not. */
+static void test_capped_query_counts(void **state)
+{
+	struct fx *f = fx_new(false);
+	struct mb q, r;
+	size_t at;
+
+	(void)state;
+	cfg_set(f, "max_records", 1);
+	fx_open(f);
+	put_hdr(&q, 3, 0x0100, 1, 0, 0, 1);
+	put_question(&q, "cap.example.com", 1, 1);
+	put_ptr(&q, 12);
+	at = rr_begin(&q, 1, 1, 5);
+	put32(&q, 0x01020304);
+	rr_end(&q, at);
+	udp(f, DIR_TO_SERVER, &q, q.len, T0);
+	assert_int_equal(metrics_get("dns.limit_exceeded"), 2);
+	build_google(&r, 3, 1);
+	udp(f, DIR_TO_CLIENT, &r, r.len, T0 + 1);
+	assert_int_equal(metrics_get("dns.limit_exceeded"), 4);
+	assert_int_equal(f->col.n, 1);
+	assert_int_equal(nelems(f->col.ev[0], "dns.answers"), 0);
+	udp(f, DIR_TO_SERVER, &q, q.len, T0 + 2);
+	dns_proto.expire(f->conn, &f->ctx);
+	assert_int_equal(metrics_get("dns.limit_exceeded"), 6);
+	assert_int_equal(f->col.n, 2);
+	assert_fstr(fld(f->col.ev[1], "dns.question.name"), "cap.example.com");
+	assert_int_equal(nelems(f->col.ev[1], "dns.additionals"), 0);
+	fx_free(f);
+}
+
+/* An unknown OPCODE is its number in the request text as in dns.op_code, whatever
+ * the RCODE (the old code printed the RCODE's "Unknown N" there). */
+static void test_unknown_opcode_text(void **state)
+{
+	struct fx *f = fx_new(false);
+	struct mb q;
+
+	(void)state;
+	f->cp.send_request = true;
+	fx_open(f);
+	put_hdr(&q, 1, 14 << 11 | 14, 1, 0, 0, 0);
+	put_question(&q, "example.com", 1, 1);
+	udp(f, DIR_TO_SERVER, &q, q.len, T0);
+	dns_proto.expire(f->conn, &f->ctx);
+	assert_int_equal(f->col.n, 1);
+	assert_fstr(fld(f->col.ev[0], "dns.op_code"), "14");
+	assert_fstr(fld(f->col.ev[0], "dns.response_code"), "Unknown 14");
+	assert_fstr(fld(f->col.ev[0], "request"),
+		    "ID 1; QR query; OPCODE 14; FLAGS ; RCODE Unknown 14; "
+		    "QUESTION class IN, type A, example.com");
+	fx_free(f);
+}
+
 /* Pool exhausted: the transaction is lost and counted, nothing crashes. */
 static void test_pool_exhausted(void **state)
 {
@@ -1566,6 +2082,14 @@ int main(void)
 	    cmocka_unit_test(test_tcp_gap_gives_up),
 	    cmocka_unit_test(test_truncated_every_offset),
 	    cmocka_unit_test(test_pool_exhausted),
+	    cmocka_unit_test(test_label_every_byte),
+	    cmocka_unit_test(test_long_escaped_name_caps),
+	    cmocka_unit_test(test_owner_name_pointers),
+	    cmocka_unit_test(test_public_suffix_list),
+	    cmocka_unit_test(test_query_fields_matched_and_not),
+	    cmocka_unit_test(test_many_pending),
+	    cmocka_unit_test(test_capped_query_counts),
+	    cmocka_unit_test(test_unknown_opcode_text),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
