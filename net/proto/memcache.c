@@ -143,15 +143,27 @@ enum mc_type {
 	MT_AUTH,
 };
 
-static const char *const mc_type_names[] = {
-    "UNKNOWN",  "Load",       "Store", "Delete",  "Counter", "Info",
-    "SlabCtrl", "LRUCrawler", "Stats", "Success", "Fail",    "Auth",
+/* A string constant with its length: the names below become event fields, and
+ * strlen() per field adds up. */
+struct lit {
+	const char *s;
+	size_t n;
 };
 
-static const char *const mc_actions[] = {
-    "memcache.unknown", "memcache.load",    "memcache.store",    "memcache.delete",
-    "memcache.counter", "memcache.info",    "memcache.slabctrl", "memcache.lrucrawler",
-    "memcache.stats",   "memcache.success", "memcache.fail",     "memcache.auth",
+/* a table entry's name and its length */
+#define NAME(z) z, sizeof(z) - 1
+
+static const struct lit mc_type_names[] = {
+    {NAME("UNKNOWN")}, {NAME("Load")},    {NAME("Store")},    {NAME("Delete")},
+    {NAME("Counter")}, {NAME("Info")},    {NAME("SlabCtrl")}, {NAME("LRUCrawler")},
+    {NAME("Stats")},   {NAME("Success")}, {NAME("Fail")},     {NAME("Auth")},
+};
+
+static const struct lit mc_actions[] = {
+    {NAME("memcache.unknown")},  {NAME("memcache.load")},       {NAME("memcache.store")},
+    {NAME("memcache.delete")},   {NAME("memcache.counter")},    {NAME("memcache.info")},
+    {NAME("memcache.slabctrl")}, {NAME("memcache.lrucrawler")}, {NAME("memcache.stats")},
+    {NAME("memcache.success")},  {NAME("memcache.fail")},       {NAME("memcache.auth")},
 };
 
 /* Transaction status classes. */
@@ -177,32 +189,34 @@ enum mc_targs {
 
 struct text_req {
 	const char *name;
+	size_t len;
 	uint8_t type;
 	uint8_t args;
 };
 
+/* Looked up in order: the common commands first. */
 static const struct text_req text_requests[] = {
-    {"get", MT_LOAD, TA_KEYS},
-    {"gets", MT_LOAD, TA_KEYS},
-    {"gat", MT_LOAD, TA_GAT},
-    {"gats", MT_LOAD, TA_GAT},
-    {"set", MT_STORE, TA_STORE},
-    {"add", MT_STORE, TA_STORE},
-    {"replace", MT_STORE, TA_STORE},
-    {"append", MT_STORE, TA_STORE},
-    {"prepend", MT_STORE, TA_STORE},
-    {"cas", MT_STORE, TA_CAS},
-    {"incr", MT_COUNTER, TA_COUNTER},
-    {"decr", MT_COUNTER, TA_COUNTER},
-    {"touch", MT_STORE, TA_TOUCH},
-    {"delete", MT_DELETE, TA_DELETE},
-    {"flush_all", MT_DELETE, TA_FLUSH},
-    {"stats", MT_STATS, TA_RAW},
-    {"verbosity", MT_INFO, TA_VERBOSITY},
-    {"version", MT_INFO, TA_NONE},
-    {"quit", MT_INFO, TA_QUIT},
-    {"slabs", MT_SLABCTRL, TA_SLABS},
-    {"lru_crawler", MT_LRU, TA_LRU},
+    {NAME("get"), MT_LOAD, TA_KEYS},
+    {NAME("set"), MT_STORE, TA_STORE},
+    {NAME("delete"), MT_DELETE, TA_DELETE},
+    {NAME("gets"), MT_LOAD, TA_KEYS},
+    {NAME("incr"), MT_COUNTER, TA_COUNTER},
+    {NAME("decr"), MT_COUNTER, TA_COUNTER},
+    {NAME("add"), MT_STORE, TA_STORE},
+    {NAME("replace"), MT_STORE, TA_STORE},
+    {NAME("append"), MT_STORE, TA_STORE},
+    {NAME("prepend"), MT_STORE, TA_STORE},
+    {NAME("cas"), MT_STORE, TA_CAS},
+    {NAME("touch"), MT_STORE, TA_TOUCH},
+    {NAME("gat"), MT_LOAD, TA_GAT},
+    {NAME("gats"), MT_LOAD, TA_GAT},
+    {NAME("flush_all"), MT_DELETE, TA_FLUSH},
+    {NAME("stats"), MT_STATS, TA_RAW},
+    {NAME("verbosity"), MT_INFO, TA_VERBOSITY},
+    {NAME("version"), MT_INFO, TA_NONE},
+    {NAME("quit"), MT_INFO, TA_QUIT},
+    {NAME("slabs"), MT_SLABCTRL, TA_SLABS},
+    {NAME("lru_crawler"), MT_LRU, TA_LRU},
 };
 
 /* Text response kinds. */
@@ -221,23 +235,35 @@ enum mc_tres {
 
 struct text_res {
 	const char *name;
+	size_t len;
 	uint8_t type;
 	uint8_t kind;
 	uint8_t st;
 };
 
+/* Looked up in order: the common responses first. */
 static const struct text_res text_responses[] = {
-    {"VALUE", MT_LOAD, TR_VALUE, ST_OK},          {"END", MT_LOAD, TR_END, ST_OK},
-    {"STAT", MT_STATS, TR_STAT, ST_OK},           {"STORED", MT_SUCCESS, TR_PLAIN, ST_OK},
-    {"NOT_STORED", MT_FAIL, TR_PLAIN, ST_ERROR},  {"EXISTS", MT_SUCCESS, TR_PLAIN, ST_OK},
-    {"NOT_FOUND", MT_FAIL, TR_PLAIN, ST_ERROR},   {"TOUCHED", MT_SUCCESS, TR_PLAIN, ST_OK},
-    {"DELETED", MT_SUCCESS, TR_PLAIN, ST_OK},     {"OK", MT_SUCCESS, TR_PLAIN, ST_OK},
-    {"RESET", MT_SUCCESS, TR_PLAIN, ST_OK},       {"ERROR", MT_FAIL, TR_PLAIN, ST_ERROR},
-    {"CLIENT_ERROR", MT_FAIL, TR_MSG, ST_CLIENT}, {"SERVER_ERROR", MT_FAIL, TR_MSG, ST_SERVER},
-    {"BUSY", MT_FAIL, TR_MSG, ST_SERVER},         {"BADCLASS", MT_FAIL, TR_MSG, ST_SERVER},
-    {"NOSPARE", MT_FAIL, TR_MSG, ST_SERVER},      {"NOTFULL", MT_FAIL, TR_MSG, ST_SERVER},
-    {"UNSAFE", MT_FAIL, TR_MSG, ST_SERVER},       {"SAME", MT_FAIL, TR_MSG, ST_CLIENT},
-    {"VERSION", MT_INFO, TR_VERSION, ST_OK},
+    {NAME("VALUE"), MT_LOAD, TR_VALUE, ST_OK},
+    {NAME("END"), MT_LOAD, TR_END, ST_OK},
+    {NAME("STORED"), MT_SUCCESS, TR_PLAIN, ST_OK},
+    {NAME("DELETED"), MT_SUCCESS, TR_PLAIN, ST_OK},
+    {NAME("NOT_FOUND"), MT_FAIL, TR_PLAIN, ST_ERROR},
+    {NAME("NOT_STORED"), MT_FAIL, TR_PLAIN, ST_ERROR},
+    {NAME("EXISTS"), MT_SUCCESS, TR_PLAIN, ST_OK},
+    {NAME("TOUCHED"), MT_SUCCESS, TR_PLAIN, ST_OK},
+    {NAME("STAT"), MT_STATS, TR_STAT, ST_OK},
+    {NAME("OK"), MT_SUCCESS, TR_PLAIN, ST_OK},
+    {NAME("RESET"), MT_SUCCESS, TR_PLAIN, ST_OK},
+    {NAME("ERROR"), MT_FAIL, TR_PLAIN, ST_ERROR},
+    {NAME("CLIENT_ERROR"), MT_FAIL, TR_MSG, ST_CLIENT},
+    {NAME("SERVER_ERROR"), MT_FAIL, TR_MSG, ST_SERVER},
+    {NAME("BUSY"), MT_FAIL, TR_MSG, ST_SERVER},
+    {NAME("BADCLASS"), MT_FAIL, TR_MSG, ST_SERVER},
+    {NAME("NOSPARE"), MT_FAIL, TR_MSG, ST_SERVER},
+    {NAME("NOTFULL"), MT_FAIL, TR_MSG, ST_SERVER},
+    {NAME("UNSAFE"), MT_FAIL, TR_MSG, ST_SERVER},
+    {NAME("SAME"), MT_FAIL, TR_MSG, ST_CLIENT},
+    {NAME("VERSION"), MT_INFO, TR_VERSION, ST_OK},
 };
 
 /* Binary request extras / response bodies that are decoded. */
@@ -431,10 +457,17 @@ static void f_str(struct event *ev, const char *key, const void *p, size_t n)
 		ev_set_str(ev, key, p, n);
 }
 
-static void f_strz(struct event *ev, const char *key, const char *s)
+/* inline: strlen() of a constant folds away */
+static inline void f_strz(struct event *ev, const char *key, const char *s)
 {
 	if (ev)
-		ev_set_strz(ev, key, s);
+		ev_set_str(ev, key, s, strlen(s));
+}
+
+static void f_lit(struct event *ev, const char *key, const struct lit *l)
+{
+	if (ev)
+		ev_set_str(ev, key, l->s, l->n);
 }
 
 static void f_uint(struct event *ev, const char *key, uint64_t v)
@@ -469,24 +502,44 @@ static bool ev_uint_is(const struct event *ev, const char *key, uint64_t v)
 	return f && f->type == EV_T_UINT && f->v.u == v;
 }
 
-/* Next space-separated token of *rest (memcached splits on ' ' only). */
-static bool next_tok(struct span *rest, struct span *tok)
+/* Next space-separated token of *rest (memcached splits on ' ' only). Scans in
+ * locals: through *rest every byte read would reload the span. */
+static inline bool next_tok(struct span *rest, struct span *tok)
 {
-	size_t i = 0;
+	const uint8_t *p = rest->p;
+	size_t n = rest->n, i = 0, j;
 
-	while (rest->n && rest->p[0] == ' ') {
-		rest->p++;
-		rest->n--;
-	}
-	if (!rest->n)
-		return false;
-	while (i < rest->n && rest->p[i] != ' ')
+	while (i < n && p[i] == ' ')
 		i++;
-	tok->p = rest->p;
-	tok->n = i;
-	rest->p += i;
-	rest->n -= i;
+	if (i == n) {
+		if (i) {
+			rest->p = p + i;
+			rest->n = 0;
+		}
+		return false;
+	}
+	for (j = i; j < n && p[j] != ' '; j++)
+		;
+	tok->p = p + i;
+	tok->n = j - i;
+	rest->p = p + j;
+	rest->n = n - j;
 	return true;
+}
+
+/* The last token of s ({NULL, 0} when there is none), what a next_tok() loop over
+ * s would end with. */
+static struct span last_tok(struct span s)
+{
+	size_t end = s.n, i;
+
+	while (end && s.p[end - 1] == ' ')
+		end--;
+	if (!end)
+		return (struct span){NULL, 0};
+	for (i = end; i && s.p[i - 1] != ' '; i--)
+		;
+	return (struct span){s.p + i, end - i};
 }
 
 static struct span trim_left(struct span s)
@@ -498,11 +551,21 @@ static struct span trim_left(struct span s)
 	return s;
 }
 
-static bool tok_eq(struct span t, const char *z)
+/* t is the n-byte name z: names are a few bytes, a loop beats calling memcmp */
+static inline bool tok_is(struct span t, const char *z, size_t n)
 {
-	size_t n = strlen(z);
+	size_t i;
 
-	return t.n == n && memcmp(t.p, z, n) == 0;
+	if (t.n != n)
+		return false;
+	for (i = 0; i < n && t.p[i] == (uint8_t)z[i]; i++)
+		;
+	return i == n;
+}
+
+static inline bool tok_eq(struct span t, const char *z)
+{
+	return tok_is(t, z, strlen(z));
 }
 
 /* Decimal digits only, no overflow. */
@@ -515,7 +578,8 @@ static bool parse_u64(struct span t, uint64_t *out)
 	for (size_t i = 0; i < t.n; i++) {
 		unsigned d = (unsigned)t.p[i] - '0';
 
-		if (d > 9 || v > (UINT64_MAX - d) / 10)
+		/* up to 19 digits cannot overflow */
+		if (d > 9 || (i == 19 && v > (UINT64_MAX - d) / 10))
 			return false;
 		v = v * 10 + d;
 	}
@@ -726,7 +790,10 @@ static struct event *new_event(struct mc_dir *d, struct proto_ctx *ctx, bool bin
 
 	if (ev) {
 		txn_init_event(ev, ctx->conn, d->msg_ts);
-		ev_set_strz(ev, "memcache.protocol_type", binary ? "binary" : "text");
+		if (binary)
+			ev_set_str(ev, "memcache.protocol_type", "binary", 6);
+		else
+			ev_set_str(ev, "memcache.protocol_type", "text", 4);
 	}
 	return ev;
 }
@@ -742,9 +809,9 @@ static void request_begin(struct mc_dir *d, struct proto_ctx *ctx, bool binary)
 
 static void set_type(struct event *ev, bool req, uint8_t type)
 {
-	f_strz(ev, KEY(req, "type"), mc_type_names[type]);
+	f_lit(ev, KEY(req, "type"), &mc_type_names[type]);
 	if (req)
-		f_strz(ev, "event.action", mc_actions[type]);
+		f_lit(ev, "event.action", &mc_actions[type]);
 }
 
 static void request_done(struct mc_conn *c, struct mc_dir *d, struct proto_ctx *ctx)
@@ -855,8 +922,9 @@ static void resp_finish(struct mc_conn *c, struct mc_dir *d, struct proto_ctx *c
 		if (d->unmatched) {
 			txn_publish_unmatched(ctx, ev, NOTE_UNMATCHED_RESP, false);
 		} else {
-			ev_set_strz(ev, "event.outcome",
-				    ev->status == EV_STATUS_OK ? "success" : "failure");
+			/* "success" and "failure" are both 7 bytes */
+			ev_set_str(ev, "event.outcome",
+				   ev->status == EV_STATUS_OK ? "success" : "failure", 7);
 			txn_publish(ctx, ev);
 		}
 	}
@@ -886,7 +954,7 @@ static void add_key(struct mc_conn *c, struct mc_dir *d, bool req, struct span k
 static const struct text_req *find_text_req(struct span t)
 {
 	for (size_t i = 0; i < sizeof(text_requests) / sizeof(text_requests[0]); i++)
-		if (tok_eq(t, text_requests[i].name))
+		if (tok_is(t, text_requests[i].name, text_requests[i].len))
 			return &text_requests[i];
 	return NULL;
 }
@@ -894,7 +962,7 @@ static const struct text_req *find_text_req(struct span t)
 static const struct text_res *find_text_res(struct span t)
 {
 	for (size_t i = 0; i < sizeof(text_responses) / sizeof(text_responses[0]); i++)
-		if (tok_eq(t, text_responses[i].name))
+		if (tok_is(t, text_responses[i].name, text_responses[i].len))
 			return &text_responses[i];
 	return NULL;
 }
@@ -974,7 +1042,7 @@ static void text_lru(struct event *ev, struct span rest)
 static int text_request(struct mc_conn *c, struct mc_dir *d, struct span line, size_t wire,
 			struct proto_ctx *ctx)
 {
-	struct span rest = line, cmd, t, last = {NULL, 0};
+	struct span rest = line, cmd, t, last;
 	const struct text_req *tr;
 	struct event *ev;
 	uint64_t v;
@@ -1002,16 +1070,15 @@ static int text_request(struct mc_conn *c, struct mc_dir *d, struct span line, s
 		request_done(c, d, ctx);
 		return 0;
 	}
-	/* memcached: noreply is the last token */
-	{
-		struct span scan = rest;
-
-		while (next_tok(&scan, &t))
-			last = t;
+	/* memcached: noreply is the last token (of the commands that take one) */
+	noreply = false;
+	if (tr->args != TA_KEYS && tr->args != TA_GAT && tr->args != TA_RAW &&
+	    tr->args != TA_SLABS && tr->args != TA_LRU) {
+		last = last_tok(rest);
+		noreply = last.p && tok_eq(last, "noreply");
 	}
-	noreply = last.p && tok_eq(last, "noreply");
 	if (tr->args != TA_SLABS && tr->args != TA_LRU)
-		f_strz(ev, REQ_KEY("command"), tr->name);
+		f_str(ev, REQ_KEY("command"), tr->name, tr->len);
 	set_type(ev, true, tr->type);
 	switch (tr->args) {
 	case TA_GAT:
@@ -1148,10 +1215,11 @@ static int text_response(struct mc_conn *c, struct mc_dir *d, struct span line, 
 	if (!d->resp_open) {
 		resp_begin(c, d, ctx, false, 0, 0);
 		ev = d->ev;
-		f_strz(ev, RES_KEY("command"),
-		       tr                   ? tr->name
-		       : kind == TR_COUNTER ? "<counter_op_res>"
-					    : "UNKNOWN");
+		if (tr)
+			f_str(ev, RES_KEY("command"), tr->name, tr->len);
+		else
+			f_strz(ev, RES_KEY("command"),
+			       kind == TR_COUNTER ? "<counter_op_res>" : "UNKNOWN");
 		set_type(ev, false, tr ? tr->type : kind == TR_COUNTER ? MT_COUNTER : MT_UNKNOWN);
 		d->st = tr ? tr->st : ST_OK;
 	}

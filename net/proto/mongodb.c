@@ -184,9 +184,12 @@ struct mg_dir {
 	unsigned nlines;
 	struct event *ev; /* the transaction this message fills (owned while set) */
 	/* request facts, written into the event when the request ends */
+	size_t method_len, resource_len; /* the text in method[] and resource[], below */
+	int64_t skip, limit;             /* OP_QUERY numberToSkip / numberToReturn */
+	/* Last, and not cleared by mongodb_conn_new(): read only up to the lengths
+	 * above (kept NUL-terminated too). */
 	char method[MG_METHOD_MAX];
 	char resource[MG_RESOURCE_MAX];
-	int64_t skip, limit; /* OP_QUERY numberToSkip / numberToReturn */
 };
 
 struct mg_conn {
@@ -201,11 +204,11 @@ struct mg_conn {
 	size_t nlost, lost_pos;
 	bool exhaust; /* an exhaust stream is running: replies to exhaust_id continue it */
 	int32_t exhaust_id;
-	struct mg_dir dir[2];
 	struct strbuf pshort, pfull; /* request params for `query` / `request` */
 	struct strbuf lines;         /* response documents, one per line */
 	struct strbuf tmp;           /* one rendered value */
 	struct metric *m_compressed, *m_unknown, *m_truncated, *m_malformed, *m_exhaust, *m_resync;
+	struct mg_dir dir[2]; /* last: see the end of struct mg_dir */
 };
 
 /* ---- BSON: element iterator ---------------------------------------------------- */
@@ -256,7 +259,7 @@ struct belem {
 	size_t v2len;
 };
 
-static uint32_t le32_at(const uint8_t *p)
+static inline uint32_t le32_at(const uint8_t *p)
 {
 	struct cursor c;
 
@@ -286,25 +289,27 @@ static int bdoc_open(struct bdoc *d, const uint8_t *p, size_t avail, bool trunc)
 	return 0;
 }
 
-/* A cstring at the cursor: its bytes without the NUL, cursor past the NUL. */
-static bool take_cstr(struct cursor *c, const uint8_t **s, size_t *n)
+/* A cstring at the cursor: its bytes without the NUL, cursor past the NUL. Inline:
+ * every BSON element name goes through here. */
+static inline bool take_cstr(struct cursor *c, const uint8_t **s, size_t *n)
 {
-	long nul = cur_find(c, 0);
+	size_t left = cur_left(c);
+	const uint8_t *p = c->p + c->off;
+	const uint8_t *nul = left ? memchr(p, 0, left) : NULL;
 
-	if (nul < 0)
+	if (!nul)
 		return false;
-	*s = c->p + c->off;
-	*n = (size_t)nul - c->off;
+	*s = p;
+	*n = (size_t)(nul - p);
 	cur_skip(c, *n + 1);
 	return true;
 }
 
 /* The value runs past the bytes present: in a truncated document keep what is there
  * (documents and strings can be walked in part), else it is malformed. */
-static int elem_cut(struct bdoc *d, struct belem *e, const uint8_t *v, bool partial_ok)
+static int elem_cut(struct bdoc *d, struct cursor *c, struct belem *e, const uint8_t *v,
+		    bool partial_ok)
 {
-	struct cursor *c = &d->c;
-
 	if (!d->trunc)
 		return -1;
 	d->cut = true;
@@ -328,7 +333,11 @@ static int bson_next(struct bdoc *d, struct belem *e)
 
 	if (cur_left(c) == 0)
 		return 0;
-	memset(e, 0, sizeof(*e));
+	/* every path that returns 1 sets name and v; the rest is reset here */
+	e->subtype = 0;
+	e->cut = false;
+	e->v2 = NULL;
+	e->v2len = 0;
 	e->type = cur_u8(c);
 	if (e->type == 0)
 		return -1; /* a terminator before the end of the document */
@@ -368,12 +377,12 @@ static int bson_next(struct bdoc *d, struct belem *e)
 	case BT_JS:
 	case BT_SYMBOL:
 		if (cur_left(c) < 4)
-			return elem_cut(d, e, v, false);
+			return elem_cut(d, c, e, v, false);
 		len = cur_le32(c);
 		if (len < 1 || len > INT32_MAX)
 			return -1;
 		if (cur_left(c) < len)
-			return elem_cut(d, e, v + 4, true);
+			return elem_cut(d, c, e, v + 4, true);
 		e->v = cur_bytes(c, len);
 		e->vlen = len - 1;
 		return e->v[len - 1] == 0 ? 1 : -1;
@@ -381,39 +390,39 @@ static int bson_next(struct bdoc *d, struct belem *e)
 	case BT_ARRAY:
 	case BT_JS_SCOPE:
 		if (cur_left(c) < 4)
-			return elem_cut(d, e, v, false);
+			return elem_cut(d, c, e, v, false);
 		len = le32_at(v);
 		if (len < (e->type == BT_JS_SCOPE ? 14u : 5u) || len > INT32_MAX)
 			return -1;
 		if (cur_left(c) < len)
-			return elem_cut(d, e, v, e->type != BT_JS_SCOPE);
+			return elem_cut(d, c, e, v, e->type != BT_JS_SCOPE);
 		e->v = cur_bytes(c, len);
 		e->vlen = len;
 		return e->type == BT_JS_SCOPE || e->v[len - 1] == 0 ? 1 : -1;
 	case BT_BINARY:
 		if (cur_left(c) < 5)
-			return elem_cut(d, e, v, false);
+			return elem_cut(d, c, e, v, false);
 		len = cur_le32(c);
 		if (len > INT32_MAX)
 			return -1;
 		e->subtype = cur_u8(c);
 		if (cur_left(c) < len)
-			return elem_cut(d, e, v + 5, true);
+			return elem_cut(d, c, e, v + 5, true);
 		e->v = cur_bytes(c, len);
 		e->vlen = len;
 		return 1;
 	case BT_REGEX:
 		if (!take_cstr(c, &e->v, &e->vlen) || !take_cstr(c, &e->v2, &e->v2len))
-			return elem_cut(d, e, v, false);
+			return elem_cut(d, c, e, v, false);
 		return 1;
 	case BT_DBPOINTER:
 		if (cur_left(c) < 4)
-			return elem_cut(d, e, v, false);
+			return elem_cut(d, c, e, v, false);
 		len = cur_le32(c);
 		if (len < 1 || len > INT32_MAX)
 			return -1;
 		if (cur_left(c) < (size_t)len + 12)
-			return elem_cut(d, e, v, false);
+			return elem_cut(d, c, e, v, false);
 		s = cur_bytes(c, len);
 		if (s[len - 1] != 0)
 			return -1;
@@ -426,7 +435,7 @@ static int bson_next(struct bdoc *d, struct belem *e)
 		return -1;
 	}
 	if (cur_left(c) < fixed)
-		return elem_cut(d, e, v, false);
+		return elem_cut(d, c, e, v, false);
 	e->v = cur_bytes(c, fixed);
 	e->vlen = fixed;
 	if (e->type == BT_BOOL && e->v[0] > 1)
@@ -434,7 +443,7 @@ static int bson_next(struct bdoc *d, struct belem *e)
 	return 1;
 }
 
-static bool name_is(const struct belem *e, const char *z)
+static inline bool name_is(const struct belem *e, const char *z)
 {
 	size_t n = strlen(z);
 
@@ -458,7 +467,7 @@ static bool name_ieq(const uint8_t *p, size_t n, const char *z)
 	return true;
 }
 
-static int64_t le64s(const uint8_t *p)
+static inline int64_t le64s(const uint8_t *p)
 {
 	struct cursor c;
 
@@ -526,7 +535,7 @@ struct rnd {
 	bool bad;
 };
 
-static void r_put(struct rnd *r, const void *s, size_t n)
+static inline void r_put(struct rnd *r, const void *s, size_t n)
 {
 	size_t room;
 
@@ -540,7 +549,7 @@ static void r_put(struct rnd *r, const void *s, size_t n)
 	strbuf_append(r->sb, s, n);
 }
 
-static void r_puts(struct rnd *r, const char *s)
+static inline void r_puts(struct rnd *r, const char *s)
 {
 	r_put(r, s, strlen(s));
 }
@@ -548,8 +557,20 @@ static void r_puts(struct rnd *r, const char *s)
 static void r_str(struct rnd *r, const uint8_t *p, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
+	struct strbuf *sb = r->sb;
 	size_t i, run = 0;
 
+	/* the common case, nothing to escape and room for all: one copy */
+	for (i = 0; i < n && p[i] >= 0x20 && p[i] != '"' && p[i] != '\\'; i++)
+		;
+	if (i == n && !r->cut && sb->len <= r->limit && r->limit - sb->len >= n + 2 &&
+	    (sb->cap - sb->len >= n + 2 || strbuf_grow(sb, n + 2) == 0)) {
+		sb->p[sb->len] = '"';
+		memcpy(sb->p + sb->len + 1, p, n);
+		sb->p[sb->len + 1 + n] = '"';
+		sb->len += n + 2;
+		return;
+	}
 	r_put(r, "\"", 1);
 	for (i = 0; i < n && !r->cut; i++) {
 		uint8_t ch = p[i];
@@ -617,12 +638,52 @@ static void r_double(struct rnd *r, double v)
 	r_puts(r, buf);
 }
 
+/* "%lld" of v without printf (every integer rendered), written backwards so that
+ * it ends just before `end` (no NUL; at most 20 bytes). Returns where it starts. */
+static char *i64_text(int64_t v, char *end)
+{
+	static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+				    "25262728293031323334353637383940414243444546474849"
+				    "50515253545556575859606162636465666768697071727374"
+				    "75767778798081828384858687888990919293949596979899";
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+	char *q = end;
+
+	/* two digits a step */
+	while (u >= 100) {
+		const char *two = pairs + 2 * (u % 100);
+
+		u /= 100;
+		*--q = two[1];
+		*--q = two[0];
+	}
+	if (u >= 10) {
+		*--q = pairs[2 * u + 1];
+		*--q = pairs[2 * u];
+	} else {
+		*--q = (char)('0' + u);
+	}
+	if (v < 0)
+		*--q = '-';
+	return q;
+}
+
+/* The text is made in a buffer so that the common case (room under the limit and
+ * in the buffer) copies a fixed 24 bytes from where it starts, a copy of constant
+ * size the compiler inlines, and counts only the text. */
 static void r_int(struct rnd *r, int64_t v)
 {
-	char buf[24];
+	char buf[48] = {0}; /* copied in part: no uninitialised bytes */
+	char *end = buf + 24, *t = i64_text(v, end);
+	size_t n = (size_t)(end - t);
+	struct strbuf *sb = r->sb;
 
-	snprintf(buf, sizeof(buf), "%lld", (long long)v);
-	r_puts(r, buf);
+	if (!r->cut && sb->len <= r->limit && r->limit - sb->len >= n && sb->cap - sb->len >= 24) {
+		memcpy(sb->p + sb->len, t, 24);
+		sb->len += n;
+		return;
+	}
+	r_put(r, t, n);
 }
 
 /* UTC date from ms since the epoch, RFC 3339 with trailing zeros of the fraction
@@ -871,25 +932,45 @@ static void render_doc(struct rnd *r, const uint8_t *p, size_t n, bool trunc, bo
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
-static void copy_z(char *dst, size_t cap, const void *src, size_t n)
+/* mongodb.cursorId, replacing one the request or an earlier document set. Every
+ * mongodb.cursorId field is added with this very key pointer, so a pass comparing
+ * pointers tells whether there is one to remove (ev_remove compares text). */
+static const char K_CURSOR_ID[] = "mongodb.cursorId";
+
+static void replace_cursor_id(struct event *ev, int64_t id)
 {
+	for (size_t i = 0; i < ev->nfields; i++) {
+		if (ev->fields[i].key == K_CURSOR_ID) {
+			ev_remove(ev, K_CURSOR_ID);
+			break;
+		}
+	}
+	ev_set_int(ev, K_CURSOR_ID, id);
+}
+
+/* dst = src[0..n) cut to fit and NUL-terminated. Returns strlen(dst): a BSON string
+ * may hold a NUL, and the text ends there. */
+static size_t copy_z(char *dst, size_t cap, const void *src, size_t n)
+{
+	const char *nul;
+
 	if (n >= cap)
 		n = cap - 1;
 	memmove(dst, src, n); /* may be dst itself (join_ns) */
 	dst[n] = '\0';
+	nul = memchr(dst, 0, n);
+	return nul ? (size_t)(nul - dst) : n;
 }
 
-/* dst = a "." b, cut to fit. */
-static void join_ns(char *dst, size_t cap, const void *a, size_t an, const void *b, size_t bn)
+/* dst = a "." b, cut to fit. Returns strlen(dst). */
+static size_t join_ns(char *dst, size_t cap, const void *a, size_t an, const void *b, size_t bn)
 {
-	size_t o;
+	size_t o = copy_z(dst, cap, a, an);
 
-	copy_z(dst, cap, a, an);
-	o = strlen(dst);
 	if (cap - o < 2)
-		return;
+		return o;
 	dst[o++] = '.';
-	copy_z(dst + o, cap - o, b, bn);
+	return o + copy_z(dst + o, cap - o, b, bn);
 }
 
 static void mark_bad(struct mg_conn *c, struct mg_dir *d)
@@ -1034,62 +1115,71 @@ static bool lost_take(struct mg_conn *c, int32_t id)
 
 /* Commands whose first value names a collection (other string values, like
  * replSetHeartbeat's set name, do not). */
-static bool names_collection(const char *method)
+static bool names_collection(const char *method, size_t len)
 {
-	static const char *const cmds[] = {
-	    "find",
-	    "insert",
-	    "update",
-	    "delete",
-	    "aggregate",
-	    "count",
-	    "distinct",
-	    "findAndModify",
-	    "findandmodify",
-	    "create",
-	    "drop",
-	    "listIndexes",
-	    "createIndexes",
-	    "dropIndexes",
-	    "collMod",
-	    "mapReduce",
-	    "mapreduce",
-	    "validate",
-	    "collStats",
-	    "geoNear",
-	    "geoSearch",
-	    "group",
-	    "compact",
-	    "reIndex",
-	    "convertToCapped",
-	    "cloneCollectionAsCapped",
-	    "dataSize",
-	    "parallelCollectionScan",
-	    "killCursors",
+#define NAME(z) z, sizeof(z) - 1
+	static const struct {
+		const char *name;
+		size_t len;
+	} cmds[] = {
+	    {NAME("find")},
+	    {NAME("insert")},
+	    {NAME("update")},
+	    {NAME("delete")},
+	    {NAME("aggregate")},
+	    {NAME("count")},
+	    {NAME("distinct")},
+	    {NAME("findAndModify")},
+	    {NAME("findandmodify")},
+	    {NAME("create")},
+	    {NAME("drop")},
+	    {NAME("listIndexes")},
+	    {NAME("createIndexes")},
+	    {NAME("dropIndexes")},
+	    {NAME("collMod")},
+	    {NAME("mapReduce")},
+	    {NAME("mapreduce")},
+	    {NAME("validate")},
+	    {NAME("collStats")},
+	    {NAME("geoNear")},
+	    {NAME("geoSearch")},
+	    {NAME("group")},
+	    {NAME("compact")},
+	    {NAME("reIndex")},
+	    {NAME("convertToCapped")},
+	    {NAME("cloneCollectionAsCapped")},
+	    {NAME("dataSize")},
+	    {NAME("parallelCollectionScan")},
+	    {NAME("killCursors")},
 	};
+#undef NAME
 
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		if (strcmp(method, cmds[i]) == 0)
+		if (cmds[i].len == len && memcmp(method, cmds[i].name, len) == 0)
 			return true;
 	return false;
 }
 
-static bool is_data_key(const char *method, const struct belem *e)
+/* The key that carries the data of an insert/update/findandmodify command (left out
+ * of `query`), or NULL for other commands. */
+static const char *data_key(const struct mg_dir *d)
 {
-	if (strcmp(method, "insert") == 0)
-		return name_is(e, "documents");
-	if (strcmp(method, "update") == 0)
-		return name_is(e, "updates");
-	if (name_ieq((const uint8_t *)method, strlen(method), "findandmodify"))
-		return name_is(e, "update");
-	return false;
+	const char *m = d->method;
+	size_t n = d->method_len;
+
+	if (n == 6 && memcmp(m, "insert", 6) == 0)
+		return "documents";
+	if (n == 6 && memcmp(m, "update", 6) == 0)
+		return "updates";
+	if (name_ieq((const uint8_t *)m, n, "findandmodify"))
+		return "update";
+	return NULL;
 }
 
 struct params_arg {
-	const struct mg_dir *d;
-	bool drop_first; /* the command key */
-	bool drop_meta;  /* OP_MSG: "$db", "$clusterTime", "lsid", ... */
-	bool short_form; /* `query`: also without the data (documents/updates/update) */
+	bool drop_first;      /* the command key */
+	bool drop_meta;       /* OP_MSG: "$db", "$clusterTime", "lsid", ... */
+	const char *drop_key; /* `query`: also without the data (documents/updates/update) */
 	unsigned idx;
 };
 
@@ -1104,7 +1194,8 @@ static bool keep_param(const struct belem *e, const void *arg)
 	    ((e->nlen && e->name[0] == '$') || name_is(e, "lsid") || name_is(e, "txnNumber") ||
 	     name_is(e, "autocommit") || name_is(e, "startTransaction")))
 		return false;
-	return !(a->short_form && is_data_key(a->d->method, e));
+	return !(a->drop_key && e->nlen == strlen(a->drop_key) &&
+		 memcmp(e->name, a->drop_key, e->nlen) == 0);
 }
 
 /* Packetbeat's params: the query document without the command key; `query` keeps
@@ -1112,20 +1203,17 @@ static bool keep_param(const struct belem *e, const void *arg)
 static void render_params(struct mg_conn *c, struct mg_dir *d, const uint8_t *p, size_t n,
 			  bool trunc, bool is_cmd, bool meta)
 {
-	struct params_arg a = {d, is_cmd, meta, false, 0};
+	struct params_arg a = {is_cmd, meta, data_key(d), 0};
 	struct keep_rule rule = {keep_param, &a};
 	unsigned kept = 0;
-	bool short_ok = strcmp(d->method, "insert") == 0 || strcmp(d->method, "update") == 0 ||
-			name_ieq((const uint8_t *)d->method, strlen(d->method), "findandmodify");
 
 	strbuf_reset(&c->pshort);
 	strbuf_reset(&c->pfull);
-	a.short_form = true;
-	if (short_ok && render_tmp(c, NULL, p, n, trunc, &rule, &kept) && kept)
+	if (a.drop_key && render_tmp(c, NULL, p, n, trunc, &rule, &kept) && kept)
 		strbuf_append(&c->pshort, c->tmp.p, c->tmp.len);
 	if (!c->send_request)
 		return;
-	a.short_form = false;
+	a.drop_key = NULL;
 	a.idx = 0;
 	if (!render_tmp(c, NULL, p, n, trunc, &rule, &kept))
 		mark_bad(c, d);
@@ -1138,7 +1226,7 @@ static void query_doc(struct mg_conn *c, struct mg_dir *d, const uint8_t *p, siz
 {
 	struct bdoc b;
 	struct belem e;
-	size_t rlen = strlen(d->resource);
+	size_t rlen = d->resource_len;
 	bool is_cmd = rlen >= 5 && memcmp(d->resource + rlen - 5, ".$cmd", 5) == 0;
 	int rc;
 
@@ -1148,10 +1236,10 @@ static void query_doc(struct mg_conn *c, struct mg_dir *d, const uint8_t *p, siz
 	}
 	if (is_cmd && rc == 1) {
 		/* the command is the first key; a string value names the collection */
-		copy_z(d->method, sizeof(d->method), e.name, e.nlen);
-		if (e.type == BT_STRING && !e.cut && names_collection(d->method))
-			join_ns(d->resource, sizeof(d->resource), d->resource, rlen - 5, e.v,
-				e.vlen);
+		d->method_len = copy_z(d->method, sizeof(d->method), e.name, e.nlen);
+		if (e.type == BT_STRING && !e.cut && names_collection(d->method, d->method_len))
+			d->resource_len = join_ns(d->resource, sizeof(d->resource), d->resource,
+						  rlen - 5, e.v, e.vlen);
 	}
 	if (!d->ev)
 		return;
@@ -1162,37 +1250,40 @@ static void query_doc(struct mg_conn *c, struct mg_dir *d, const uint8_t *p, siz
 	render_params(c, d, p, n, trunc, is_cmd, false);
 }
 
-/* OP_MSG body of a request: the command (first key), "$db", the collection. */
-static void msg_request_body(struct mg_conn *c, struct mg_dir *d, const uint8_t *p, size_t n,
+/* OP_MSG body of a request: the command (first key), "$db", the collection. Walks
+ * the whole top level: returns whether it is well formed (validate_doc). */
+static bool msg_request_body(struct mg_conn *c, struct mg_dir *d, const uint8_t *p, size_t n,
 			     bool trunc)
 {
 	struct bdoc b;
 	struct belem e;
 	const uint8_t *db = NULL, *coll = NULL;
 	size_t dblen = 0, colllen = 0;
+	bool getmore = false;
 	unsigned i = 0;
 	int rc;
 
 	if (bdoc_open(&b, p, n, trunc) < 0) {
 		mark_bad(c, d);
-		return;
+		return false;
 	}
 	while ((rc = bson_next(&b, &e)) == 1) {
 		if (i++ == 0) {
-			copy_z(d->method, sizeof(d->method), e.name, e.nlen);
-			if (e.type == BT_STRING && !e.cut && names_collection(d->method)) {
+			d->method_len = copy_z(d->method, sizeof(d->method), e.name, e.nlen);
+			getmore = d->method_len == 7 && memcmp(d->method, "getMore", 7) == 0;
+			if (e.type == BT_STRING && !e.cut &&
+			    names_collection(d->method, d->method_len)) {
 				coll = e.v;
 				colllen = e.vlen;
 			}
-			if (strcmp(d->method, "getMore") == 0 && e.type == BT_INT64 && d->ev)
-				ev_set_int(d->ev, "mongodb.cursorId", le64s(e.v));
+			if (getmore && e.type == BT_INT64 && d->ev)
+				ev_set_int(d->ev, K_CURSOR_ID, le64s(e.v));
 			continue;
 		}
 		if (name_is(&e, "$db") && e.type == BT_STRING && !e.cut) {
 			db = e.v;
 			dblen = e.vlen;
-		} else if (name_is(&e, "collection") && e.type == BT_STRING && !e.cut &&
-			   strcmp(d->method, "getMore") == 0) {
+		} else if (name_is(&e, "collection") && e.type == BT_STRING && !e.cut && getmore) {
 			coll = e.v;
 			colllen = e.vlen;
 		} else if (name_is(&e, "filter") && e.type == BT_DOC && d->ev) {
@@ -1205,13 +1296,16 @@ static void msg_request_body(struct mg_conn *c, struct mg_dir *d, const uint8_t 
 	if (rc < 0)
 		mark_bad(c, d);
 	if (db) {
-		join_ns(d->resource, sizeof(d->resource), db, dblen,
-			coll ? coll : (const uint8_t *)"$cmd", coll ? colllen : 4);
+		d->resource_len =
+		    join_ns(d->resource, sizeof(d->resource), db, dblen,
+			    coll ? coll : (const uint8_t *)"$cmd", coll ? colllen : 4);
 		if (coll && d->ev)
-			ev_set_strz(d->ev, "mongodb.fullCollectionName", d->resource);
+			ev_set_str(d->ev, "mongodb.fullCollectionName", d->resource,
+				   d->resource_len);
 	}
 	if (d->ev)
 		render_params(c, d, p, n, trunc, true, true);
+	return rc == 0;
 }
 
 /* ---- reply documents ---------------------------------------------------------------- */
@@ -1231,10 +1325,16 @@ static void set_error(struct mg_conn *c, struct mg_dir *d, const struct belem *e
 	d->ev->status = EV_STATUS_ERROR;
 }
 
+/* How a walk over a document's top level ended. */
+enum walk_end { WALK_OK, WALK_MALFORMED, WALK_UNOPENED };
+
 /* The first reply document: "$err" / "writeErrors" / ok:0 + errmsg / writeConcernError
- * make the transaction an Error (in that order of preference). */
-static void reply_errors(struct mg_conn *c, struct mg_dir *d, const uint8_t *p, size_t n,
-			 bool trunc)
+ * make the transaction an Error (in that order of preference). The same walk over the
+ * top level finds the "cursor" documents msg_reply_body reads (the first one in
+ * *cursor, counted in *ncursor; cursor may be NULL) and tells whether the top level is
+ * well formed, so the document is walked once. */
+static enum walk_end reply_errors(struct mg_conn *c, struct mg_dir *d, const uint8_t *p, size_t n,
+				  bool trunc, struct belem *cursor, unsigned *ncursor)
 {
 	struct bdoc b;
 	struct belem e, err = {0}, werr = {0}, msg = {0}, wcerr = {0};
@@ -1244,8 +1344,10 @@ static void reply_errors(struct mg_conn *c, struct mg_dir *d, const uint8_t *p, 
 	int rc;
 
 	if (bdoc_open(&b, p, n, trunc) < 0)
-		return;
+		return WALK_UNOPENED;
 	while ((rc = bson_next(&b, &e)) == 1) {
+		if (cursor && e.type == BT_DOC && name_is(&e, "cursor") && (*ncursor)++ == 0)
+			*cursor = e;
 		if (e.cut)
 			continue;
 		if (name_is(&e, "$err")) {
@@ -1280,51 +1382,70 @@ static void reply_errors(struct mg_conn *c, struct mg_dir *d, const uint8_t *p, 
 	} else if (have_wc) {
 		set_error(c, d, &wcerr);
 	}
+	return rc < 0 ? WALK_MALFORMED : WALK_OK;
 }
 
-/* OP_MSG reply body: errors, cursor.id, cursor.firstBatch/nextBatch. */
-static void msg_reply_body(struct mg_conn *c, struct mg_dir *d, const uint8_t *p, size_t n,
-			   bool trunc)
+/* One "cursor" document of an OP_MSG reply: cursor.id, cursor.firstBatch/nextBatch. */
+static void reply_cursor(struct mg_conn *c, struct mg_dir *d, const struct belem *e)
 {
-	struct bdoc b, cb, ab;
-	struct belem e, ce, ae;
+	struct bdoc cb, ab;
+	struct belem ce, ae;
 	int rc;
 
-	reply_errors(c, d, p, n, trunc);
-	if (bdoc_open(&b, p, n, trunc) < 0) {
-		mark_bad(c, d);
+	if (bdoc_open(&cb, e->v, e->vlen, e->cut) < 0)
 		return;
-	}
-	while ((rc = bson_next(&b, &e)) == 1) {
-		if (!name_is(&e, "cursor") || e.type != BT_DOC ||
-		    bdoc_open(&cb, e.v, e.vlen, e.cut) < 0)
-			continue;
-		while ((rc = bson_next(&cb, &ce)) == 1) {
-			int64_t id;
+	while ((rc = bson_next(&cb, &ce)) == 1) {
+		int64_t id;
 
-			if (name_is(&ce, "id") && elem_int64(&ce, &id) && d->ev) {
-				ev_remove(d->ev, "mongodb.cursorId");
-				ev_set_int(d->ev, "mongodb.cursorId", id);
-			}
-			if ((!name_is(&ce, "firstBatch") && !name_is(&ce, "nextBatch")) ||
-			    ce.type != BT_ARRAY || bdoc_open(&ab, ce.v, ce.vlen, ce.cut) < 0)
-				continue;
-			d->has_batch = true;
-			while ((rc = bson_next(&ab, &ae)) == 1) {
-				d->batch++;
-				if (ae.type == BT_DOC)
-					add_line(c, d, ae.v, ae.vlen, ae.cut);
-			}
-			if (rc < 0)
-				mark_bad(c, d);
+		if (name_is(&ce, "id") && elem_int64(&ce, &id) && d->ev)
+			replace_cursor_id(d->ev, id);
+		if ((!name_is(&ce, "firstBatch") && !name_is(&ce, "nextBatch")) ||
+		    ce.type != BT_ARRAY || bdoc_open(&ab, ce.v, ce.vlen, ce.cut) < 0)
+			continue;
+		d->has_batch = true;
+		while ((rc = bson_next(&ab, &ae)) == 1) {
+			d->batch++;
+			if (ae.type == BT_DOC)
+				add_line(c, d, ae.v, ae.vlen, ae.cut);
 		}
 		if (rc < 0)
 			mark_bad(c, d);
 	}
 	if (rc < 0)
 		mark_bad(c, d);
+}
+
+/* OP_MSG reply body: errors, cursor.id, cursor.firstBatch/nextBatch. Returns whether
+ * the top level is well formed (validate_doc). */
+static bool msg_reply_body(struct mg_conn *c, struct mg_dir *d, const uint8_t *p, size_t n,
+			   bool trunc)
+{
+	struct belem cursor;
+	unsigned ncursor = 0;
+	enum walk_end end = reply_errors(c, d, p, n, trunc, &cursor, &ncursor);
+
+	if (end == WALK_UNOPENED) {
+		mark_bad(c, d);
+		return false;
+	}
+	if (ncursor)
+		reply_cursor(c, d, &cursor);
+	if (ncursor > 1) {
+		/* more "cursor" keys (not seen in practice): the later ones in order */
+		struct bdoc b;
+		struct belem e;
+		unsigned k = 0;
+
+		bdoc_open(&b, p, n, trunc);
+		while (bson_next(&b, &e) == 1)
+			if (e.type == BT_DOC && name_is(&e, "cursor") && k++ > 0)
+				reply_cursor(c, d, &e);
+	}
+	if (end == WALK_MALFORMED)
+		mark_bad(c, d);
 	if (!d->has_batch)
 		add_line(c, d, p, n, trunc);
+	return end == WALK_OK;
 }
 
 /* The top level of a document is well formed (nested ones are checked when walked). */
@@ -1345,6 +1466,9 @@ static bool validate_doc(const uint8_t *p, size_t n, bool trunc)
 static void process_doc(struct mg_conn *c, struct mg_dir *d, enum proto_dir dir, const uint8_t *p,
 			size_t n, bool trunc)
 {
+	enum walk_end end;
+	int valid = -1; /* -1: not walked yet by the role's reader */
+
 	switch (d->role) {
 	case R_QUERY:
 		query_doc(c, d, p, n, trunc);
@@ -1364,23 +1488,27 @@ static void process_doc(struct mg_conn *c, struct mg_dir *d, enum proto_dir dir,
 						: "mongodb.update");
 		break;
 	case R_REPLY:
-		if (d->item == 0)
-			reply_errors(c, d, p, n, trunc);
+		if (d->item == 0) {
+			end = reply_errors(c, d, p, n, trunc, NULL, NULL);
+			valid = end == WALK_OK;
+		}
 		if (!d->ev)
 			break;
 		add_line(c, d, p, n, trunc);
 		break;
 	case R_BODY:
 		if (dir == DIR_TO_SERVER)
-			msg_request_body(c, d, p, n, trunc);
+			valid = msg_request_body(c, d, p, n, trunc);
 		else
-			msg_reply_body(c, d, p, n, trunc);
+			valid = msg_reply_body(c, d, p, n, trunc);
 		break;
 	case R_INSERT:
 	case R_SEQ:
 		break; /* not exported: validated below only */
 	}
-	if (!validate_doc(p, n, trunc))
+	if (valid < 0)
+		valid = validate_doc(p, n, trunc);
+	if (!valid)
 		mark_bad(c, d);
 	d->item++;
 }
@@ -1442,30 +1570,46 @@ static uint32_t op_min_len(int32_t op, enum proto_dir dir)
 static void request_fields(struct mg_conn *c, struct mg_dir *d, struct event *ev)
 {
 	struct strbuf *q = &c->tmp;
+	char num[20], *t;
 
 	if (!ev)
 		return;
-	if (!d->method[0])
-		copy_z(d->method, sizeof(d->method), op_method(d->opcode),
-		       strlen(op_method(d->opcode)));
-	ev_set_strz(ev, "method", d->method);
-	if (d->resource[0])
-		ev_set_strz(ev, "resource", d->resource);
+	if (!d->method_len) {
+		const char *m = op_method(d->opcode);
+
+		d->method_len = copy_z(d->method, sizeof(d->method), m, strlen(m));
+	}
+	ev_set_str(ev, "method", d->method, d->method_len);
+	if (d->resource_len)
+		ev_set_str(ev, "resource", d->resource, d->resource_len);
 	for (int full = 0; full < 2; full++) {
 		const struct strbuf *params = full ? &c->pfull : &c->pshort;
 
 		if (full && !c->send_request)
 			break;
+		/* "<resource>.<method>(<params>)[.skip(n)][.limit(n)]"; Packetbeat writes
+		 * ".method(" without a resource */
 		strbuf_reset(q);
-		if (d->resource[0]) /* Packetbeat writes ".method(" without a resource */
-			strbuf_appendf(q, "%s.", d->resource);
-		strbuf_appendf(q, "%s(", d->method);
+		if (d->resource_len) {
+			strbuf_append(q, d->resource, d->resource_len);
+			strbuf_putc(q, '.');
+		}
+		strbuf_append(q, d->method, d->method_len);
+		strbuf_putc(q, '(');
 		strbuf_append(q, params->p, params->len);
 		strbuf_putc(q, ')');
-		if (d->skip > 0)
-			strbuf_appendf(q, ".skip(%lld)", (long long)d->skip);
-		if (d->limit > 0 && d->limit < 0x7fffffff)
-			strbuf_appendf(q, ".limit(%lld)", (long long)d->limit);
+		if (d->skip > 0) {
+			strbuf_append(q, ".skip(", 6);
+			t = i64_text(d->skip, num + sizeof(num));
+			strbuf_append(q, t, (size_t)(num + sizeof(num) - t));
+			strbuf_putc(q, ')');
+		}
+		if (d->limit > 0 && d->limit < 0x7fffffff) {
+			strbuf_append(q, ".limit(", 7);
+			t = i64_text(d->limit, num + sizeof(num));
+			strbuf_append(q, t, (size_t)(num + sizeof(num) - t));
+			strbuf_putc(q, ')');
+		}
 		if (q->err)
 			continue;
 		if (full)
@@ -1490,6 +1634,7 @@ static void reset_msg(struct mg_conn *c, struct mg_dir *d, enum proto_dir dir)
 	d->nlines = 0;
 	d->ev = NULL;
 	d->method[0] = d->resource[0] = '\0';
+	d->method_len = d->resource_len = 0;
 	d->skip = d->limit = 0;
 	if (dir == DIR_TO_SERVER) {
 		strbuf_reset(&c->pshort);
@@ -1700,8 +1845,7 @@ static enum step prefix_step(struct mg_dir *d, struct cursor *in, size_t *need)
 		from = (int32_t)cur_le32(&p);
 		nret = (int32_t)cur_le32(&p);
 		if (ev) {
-			ev_remove(ev, "mongodb.cursorId");
-			ev_set_int(ev, "mongodb.cursorId", cursor_id);
+			replace_cursor_id(ev, cursor_id);
 			ev_set_int(ev, "mongodb.startingFrom", from);
 			ev_set_int(ev, "mongodb.numberReturned", nret);
 		}
@@ -1715,7 +1859,7 @@ static enum step prefix_step(struct mg_dir *d, struct cursor *in, size_t *need)
 		cur_skip(&p, 4); /* flags / ZERO */
 		if (!take_cstr(&p, &ns, &nslen))
 			goto bad;
-		copy_z(d->resource, sizeof(d->resource), ns, nslen);
+		d->resource_len = copy_z(d->resource, sizeof(d->resource), ns, nslen);
 		if (ev)
 			ev_set_str(ev, "mongodb.fullCollectionName", ns, nslen);
 		if (d->opcode == OP_QUERY) {
@@ -1731,7 +1875,7 @@ static enum step prefix_step(struct mg_dir *d, struct cursor *in, size_t *need)
 
 			if (ev && !p.err) {
 				ev_set_int(ev, "mongodb.numberToReturn", nret);
-				ev_set_int(ev, "mongodb.cursorId", cursor_id);
+				ev_set_int(ev, K_CURSOR_ID, cursor_id);
 			}
 		} else if (d->opcode != OP_INSERT) {
 			cur_skip(&p, 4); /* flags */
@@ -1884,11 +2028,15 @@ static enum step doc_step(struct mg_conn *c, struct mg_dir *d, enum proto_dir di
 static void *mongodb_conn_new(const struct conn_info *info)
 {
 	const struct cfg_proto *cfg = info ? info->cfg : NULL;
-	struct mg_conn *c = hb_calloc(1, sizeof(*c));
+	struct mg_conn *c = hb_malloc(sizeof(*c));
 	size_t cap;
 
 	if (!c)
 		return NULL;
+	/* all zero but the per-direction text buffers (struct mg_dir) */
+	memset(c, 0, offsetof(struct mg_conn, dir));
+	for (int i = 0; i < 2; i++)
+		memset(&c->dir[i], 0, offsetof(struct mg_dir, method));
 	c->mc = cfg && cfg->priv ? cfg->priv : &mongodb_defaults;
 	c->max_docs = (size_t)c->mc->max_docs;
 	c->max_doc_len = (size_t)c->mc->max_doc_length;
@@ -1904,7 +2052,7 @@ static void *mongodb_conn_new(const struct conn_info *info)
 	c->send_response = cfg && cfg->send_response;
 	cap = cfg && cfg->max_pending ? (size_t)cfg->max_pending : MG_DEF_MAX_PENDING;
 	txn_fifo_init(&c->fifo, cap);
-	c->ids = hb_calloc(c->fifo.cap, sizeof(*c->ids));
+	c->ids = hb_malloc(c->fifo.cap * sizeof(*c->ids)); /* [0, nids) written before read */
 	if (!c->ids) {
 		hb_free(c);
 		return NULL;

@@ -201,11 +201,9 @@ struct th_dir {
 	/* message header */
 	uint8_t mtype;
 	int32_t seqid;
-	size_t method_len;
-	char method[TH_METHOD_CAP + 1];
+	size_t method_len; /* of method[], below */
 
-	/* body */
-	struct th_level stack[TH_MAX_DEPTH];
+	/* body (the levels in stack[], below) */
 	unsigned depth;
 	bool have_value; /* a value of type value_type is due next */
 	uint8_t value_type;
@@ -225,39 +223,46 @@ struct th_dir {
 	int32_t first_id; /* reply: id of the first result field, -1 = none */
 	size_t first_start, first_end;
 	bool first_open; /* the first field's value is being rendered */
+
+	/* Last, and not cleared by thrift_conn_new(): each is written before it is
+	 * read (read_header(), push()), and together they are most of the 5 KiB a
+	 * connection would otherwise clear. */
+	char method[TH_METHOD_CAP + 1];
+	struct th_level stack[TH_MAX_DEPTH];
 };
 
 struct th_pending {
 	struct event *ev;
 	int32_t seqid;
+	const char *method; /* the event's "method" text (its arena), NULL = none */
+	size_t method_len;
 };
 
 struct thrift_conn {
-	const struct thrift_config *tc; /* = &cfgv */
-	struct thrift_config cfgv;      /* borrowed strings/lists of cfg_proto.priv */
-	int force_framed;               /* -1 detect, 0 unframed, 1 framed */
-	int force_wire;                 /* -1 detect, else enum th_wire */
+	struct thrift_config cfgv; /* borrowed strings/lists of cfg_proto.priv */
+	int force_framed;          /* -1 detect, 0 unframed, 1 framed */
+	int force_wire;            /* -1 detect, else enum th_wire */
 	size_t max_msg;
 	uint64_t timeout;
 	bool send_request, send_response;
-	struct th_pending *pend;
+	struct th_pending *pend; /* pend_cap slots, [0, npend) in use */
 	size_t npend, pend_cap;
-	struct th_dir dir[2];
 	struct strbuf scratch;
 	struct metric *m_malformed, *m_frames_skipped, *m_oneway;
+	struct th_dir dir[2]; /* last: see the end of struct th_dir */
 };
 
 enum step { ST_OK, ST_MORE, ST_BAD, ST_FATAL };
 
 /* ---- rendering ------------------------------------------------------------------ */
 
-static void out_put(struct thrift_conn *c, struct th_dir *d, const void *s, size_t n)
+static void out_put_slow(struct thrift_conn *c, struct th_dir *d, const void *s, size_t n)
 {
 	size_t room;
 
 	if (d->out_trunc)
 		return;
-	room = c->tc->max_rendered_size - d->out.len;
+	room = c->cfgv.max_rendered_size - d->out.len;
 	if (n > room) {
 		n = room;
 		d->out_trunc = true;
@@ -266,7 +271,22 @@ static void out_put(struct thrift_conn *c, struct th_dir *d, const void *s, size
 		d->out_trunc = true;
 }
 
-static void out_puts(struct thrift_conn *c, struct th_dir *d, const char *s)
+/* Append to the rendered text, cut at max_rendered_size. Inline: every token of
+ * every message writes here; the common case (room in the cap and in the buffer) is
+ * a copy. */
+static inline void out_put(struct thrift_conn *c, struct th_dir *d, const void *s, size_t n)
+{
+	struct strbuf *o = &d->out;
+
+	if (!d->out_trunc && c->cfgv.max_rendered_size - o->len >= n && o->cap - o->len >= n) {
+		memcpy(o->p + o->len, s, n);
+		o->len += n;
+		return;
+	}
+	out_put_slow(c, d, s, n);
+}
+
+static inline void out_puts(struct thrift_conn *c, struct th_dir *d, const char *s)
 {
 	out_put(c, d, s, strlen(s));
 }
@@ -460,7 +480,7 @@ static void render_string(struct thrift_conn *c, struct th_dir *d)
 		out_put(c, d, "\"\"", 2);
 		return;
 	}
-	if (c->tc->obfuscate_strings) {
+	if (c->cfgv.obfuscate_strings) {
 		out_put(c, d, "\"*\"", 3);
 		return;
 	}
@@ -632,19 +652,18 @@ static bool str_eq(const char *a, size_t an, const char *b, size_t bn)
 	return an == bn && memcmp(a, b, an) == 0;
 }
 
-/* Does the pending call `ev` answer to a reply named m? "Svc:m" (multiplexed)
- * matches "m". */
-static bool method_matches(const struct event *ev, const char *m, size_t mn)
+/* Does the pending call answer to a reply named m? "Svc:m" (multiplexed) matches
+ * "m". */
+static bool method_matches(const struct th_pending *p, const char *m, size_t mn)
 {
-	const struct ev_field *f = ev_find(ev, "method");
 	const char *colon;
 
-	if (!f)
+	if (!p->method)
 		return false;
-	if (str_eq(f->v.s.p, f->v.s.len, m, mn))
+	if (str_eq(p->method, p->method_len, m, mn))
 		return true;
-	colon = memchr(f->v.s.p, ':', f->v.s.len);
-	return colon && str_eq(colon + 1, f->v.s.len - (size_t)(colon + 1 - f->v.s.p), m, mn);
+	colon = memchr(p->method, ':', p->method_len);
+	return colon && str_eq(colon + 1, p->method_len - (size_t)(colon + 1 - p->method), m, mn);
 }
 
 /* p[0..n) as field `key`, capped at max_message_size (request/response text). */
@@ -656,8 +675,10 @@ static void set_capped(struct thrift_conn *c, struct event *ev, const char *key,
 
 static void request_done(struct thrift_conn *c, struct th_dir *d, struct proto_ctx *ctx)
 {
+	const struct ev_field *mf;
+	const char *mp, *colon;
 	struct event *ev;
-	const char *colon;
+	size_t mlen;
 
 	pend_expire(c, ctx);
 	ev = txn_new_event(ctx, &thrift_proto);
@@ -667,6 +688,11 @@ static void request_done(struct thrift_conn *c, struct th_dir *d, struct proto_c
 	if (d->out_trunc)
 		strbuf_puts(&d->out, "...");
 	ev_set_str(ev, "method", d->method, d->method_len);
+	/* the method text stays in the event's arena while the call waits: taken now,
+	 * while it is the last field, for the replies to match against */
+	mf = ev_find(ev, "method");
+	mp = mf ? mf->v.s.p : NULL;
+	mlen = mf ? mf->v.s.len : 0;
 	colon = memchr(d->method, ':', d->method_len);
 	if (colon && colon > d->method) {
 		/* TMultiplexedProtocol: "Service:method" names the service */
@@ -699,6 +725,8 @@ static void request_done(struct thrift_conn *c, struct th_dir *d, struct proto_c
 	}
 	c->pend[c->npend].ev = ev;
 	c->pend[c->npend].seqid = d->seqid;
+	c->pend[c->npend].method = mp;
+	c->pend[c->npend].method_len = mlen;
 	c->npend++;
 }
 
@@ -707,13 +735,13 @@ static void reply_done(struct thrift_conn *c, struct th_dir *d, struct proto_ctx
 	const char *text = d->out.p ? d->out.p : "";
 	struct event *ev = NULL;
 	bool exc = false, matched = false;
-	int32_t first_id = c->tc->capture_reply ? d->first_id : -1;
+	int32_t first_id = c->cfgv.capture_reply ? d->first_id : -1;
 	size_t i, rs = 0, rn = 0;
 
 	pend_expire(c, ctx);
 	for (i = 0; i < c->npend; i++) {
 		if (c->pend[i].seqid == d->seqid &&
-		    method_matches(c->pend[i].ev, d->method, d->method_len))
+		    method_matches(&c->pend[i], d->method, d->method_len))
 			break;
 	}
 	if (i < c->npend) {
@@ -746,26 +774,33 @@ static void reply_done(struct thrift_conn *c, struct th_dir *d, struct proto_ctx
 	} else if (first_id > 0) {
 		exc = true;
 	}
-	strbuf_reset(&c->scratch);
-	if (exc) {
-		strbuf_puts(&c->scratch, "Exceptions: ");
-		strbuf_append(&c->scratch, text, d->out.len);
-		if (d->out_trunc)
-			strbuf_puts(&c->scratch, "...");
-	} else {
-		strbuf_append(&c->scratch, text + rs, rn);
-		if (d->out_trunc && rs + rn == d->out.len)
-			strbuf_puts(&c->scratch, "...");
-	}
-	if (!c->scratch.err) {
-		if (exc) {
-			ev_set_str(ev, "thrift.return_value", "", 0);
-			ev_set_str(ev, "thrift.exceptions", c->scratch.p + 12, c->scratch.len - 12);
-		} else {
-			ev_set_str(ev, "thrift.return_value", c->scratch.p, c->scratch.len);
-		}
+	if (!exc && !(d->out_trunc && rs + rn == d->out.len)) {
+		/* the return value as rendered: no copy to make */
+		ev_set_str(ev, "thrift.return_value", text + rs, rn);
 		if (c->send_response)
-			set_capped(c, ev, "response", c->scratch.p, c->scratch.len);
+			set_capped(c, ev, "response", text + rs, rn);
+	} else {
+		strbuf_reset(&c->scratch);
+		if (exc) {
+			strbuf_puts(&c->scratch, "Exceptions: ");
+			strbuf_append(&c->scratch, text, d->out.len);
+			if (d->out_trunc)
+				strbuf_puts(&c->scratch, "...");
+		} else {
+			strbuf_append(&c->scratch, text + rs, rn);
+			strbuf_puts(&c->scratch, "...");
+		}
+		if (!c->scratch.err) {
+			if (exc) {
+				ev_set_str(ev, "thrift.return_value", "", 0);
+				ev_set_str(ev, "thrift.exceptions", c->scratch.p + 12,
+					   c->scratch.len - 12);
+			} else {
+				ev_set_str(ev, "thrift.return_value", c->scratch.p, c->scratch.len);
+			}
+			if (c->send_response)
+				set_capped(c, ev, "response", c->scratch.p, c->scratch.len);
+		}
 	}
 	if (d->gap_lost)
 		txn_add_note(ev, "Packet loss while capturing the response");
@@ -807,7 +842,7 @@ static void message_bad(struct thrift_conn *c, struct th_dir *d)
  * Does not consume: the first message is then parsed from the same bytes. */
 static enum step detect(struct thrift_conn *c, struct th_dir *d, const uint8_t *p, size_t n)
 {
-	size_t maxm = c->tc->max_method_size;
+	size_t maxm = c->cfgv.max_method_size;
 	struct cursor cur;
 	uint8_t b0, b1, b4, b5, b8;
 	uint32_t l, m;
@@ -883,7 +918,7 @@ static enum step detect(struct thrift_conn *c, struct th_dir *d, const uint8_t *
 /* The message header on `cur` (limited to the frame). */
 static enum step read_header(struct thrift_conn *c, struct th_dir *d, struct cursor *cur)
 {
-	size_t maxm = c->tc->max_method_size;
+	size_t maxm = c->cfgv.max_method_size;
 	const uint8_t *name;
 	uint64_t v, nl;
 	uint8_t type;
@@ -952,7 +987,7 @@ static enum step push(struct thrift_conn *c, struct th_dir *d, enum th_level_kin
 {
 	struct th_level *lv;
 
-	if (d->depth >= c->tc->max_depth)
+	if (d->depth >= c->cfgv.max_depth)
 		return ST_BAD;
 	lv = &d->stack[d->depth++];
 	memset(lv, 0, sizeof(*lv));
@@ -1013,49 +1048,80 @@ static void pop(struct thrift_conn *c, struct th_dir *d)
 
 /* Render the separator of element `idx` of a level; returns whether the element
  * itself is muted. */
-static bool element_prefix(struct thrift_conn *c, struct th_dir *d, struct th_level *lv,
-			   uint32_t idx)
+static inline bool element_prefix(struct thrift_conn *c, struct th_dir *d, struct th_level *lv,
+				  uint32_t idx)
 {
 	if (lv->muted)
 		return true;
-	if (idx > c->tc->collection_max_size)
+	if (idx > c->cfgv.collection_max_size)
 		return true;
 	if (idx)
 		out_put(c, d, ", ", 2);
-	if (idx == c->tc->collection_max_size) {
+	if (idx == c->cfgv.collection_max_size) {
 		out_put(c, d, "...", 3);
 		return true;
 	}
 	return false;
 }
 
-/* "%" PRId64 of v without printf (every integer of every message); buf holds 21
- * bytes. Returns buf. */
-static char *i64_text(int64_t v, char *buf)
+/* Decimal text of v, without printf (every integer of every message), written
+ * backwards so that it ends just before `end` (no NUL; at most 20 bytes). Returns
+ * where it starts. */
+static char *i64_text(int64_t v, char *end)
 {
+	static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+				    "25262728293031323334353637383940414243444546474849"
+				    "50515253545556575859606162636465666768697071727374"
+				    "75767778798081828384858687888990919293949596979899";
 	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-	char tmp[20], *q = tmp + sizeof(tmp), *d = buf;
+	char *q = end;
+
+	/* two digits a step */
+	while (u >= 100) {
+		const char *two = pairs + 2 * (u % 100);
+
+		u /= 100;
+		*--q = two[1];
+		*--q = two[0];
+	}
+	if (u >= 10) {
+		*--q = pairs[2 * u + 1];
+		*--q = pairs[2 * u];
+	} else {
+		*--q = (char)('0' + u);
+	}
+	if (v < 0)
+		*--q = '-';
+	return q;
+}
+
+/* v in decimal (a field id: followed by ": ") into the rendered text. The text is
+ * made in a buffer so that the common case copies a fixed 24 bytes from where it
+ * starts (a copy of constant size the compiler inlines) and counts only the text. */
+static inline void out_int(struct thrift_conn *c, struct th_dir *d, int64_t v, bool field_id)
+{
+	char buf[48] = {0}; /* copied in part: no uninitialised bytes */
+	struct strbuf *o = &d->out;
+	char *end = buf + 24, *t = i64_text(v, end);
 	size_t n;
 
-	do {
-		*--q = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	if (v < 0)
-		*d++ = '-';
-	n = (size_t)(tmp + sizeof(tmp) - q);
-	memcpy(d, q, n);
-	d[n] = '\0';
-	return buf;
+	if (field_id) {
+		*end++ = ':';
+		*end++ = ' ';
+	}
+	n = (size_t)(end - t); /* <= 22 */
+	if (!d->out_trunc && c->cfgv.max_rendered_size - o->len >= n && o->cap - o->len >= 24) {
+		memcpy(o->p + o->len, t, 24);
+		o->len += n;
+		return;
+	}
+	out_put_slow(c, d, t, n);
 }
 
 static void render_int(struct thrift_conn *c, struct th_dir *d, bool muted, int64_t v)
 {
-	char buf[24];
-
-	if (muted)
-		return;
-	out_puts(c, d, i64_text(v, buf));
+	if (!muted)
+		out_int(c, d, v, false);
 }
 
 static void render_bool(struct thrift_conn *c, struct th_dir *d, bool muted, bool v)
@@ -1159,7 +1225,7 @@ static enum step read_value(struct thrift_conn *c, struct th_dir *d, struct curs
 		d->str_stop = false;
 		d->str_muted = muted;
 		if (!muted && !d->sbuf) {
-			d->sbuf = hb_malloc(c->tc->string_max_size);
+			d->sbuf = hb_malloc(c->cfgv.string_max_size);
 			if (!d->sbuf)
 				d->str_muted = true; /* memory short: the value is left out */
 		}
@@ -1226,11 +1292,10 @@ static enum step read_field(struct thrift_conn *c, struct th_dir *d, struct curs
 	bool top = d->depth == 1, muted;
 	uint8_t b = cur_u8(cur), type;
 	int32_t id = 0;
-	char buf[16];
 
 	if (cur->err)
 		return ST_MORE;
-	if (b != 0 && lv->idx >= c->tc->drop_after_n_struct_fields)
+	if (b != 0 && lv->idx >= c->cfgv.drop_after_n_struct_fields)
 		return ST_BAD;
 	if (d->wire == TW_BINARY) {
 		if (b != 0) {
@@ -1270,9 +1335,7 @@ static enum step read_field(struct thrift_conn *c, struct th_dir *d, struct curs
 	muted = element_prefix(c, d, lv, lv->idx);
 	lv->idx++;
 	if (!muted) {
-		i64_text(id, buf); /* "%d: " */
-		strcat(buf, ": ");
-		out_puts(c, d, buf);
+		out_int(c, d, id, true); /* "%d: " */
 	}
 	if (top && lv->idx == 1) {
 		d->first_id = id < 0 ? INT32_MAX : id; /* a negative id is no return value */
@@ -1314,7 +1377,7 @@ static enum step body_step(struct thrift_conn *c, struct th_dir *d, struct curso
 			lv->idx++;
 			d->value_type = lv->t1;
 		} else {
-			d->value_muted = lv->muted || lv->idx - 1 >= c->tc->collection_max_size;
+			d->value_muted = lv->muted || lv->idx - 1 >= c->cfgv.collection_max_size;
 			if (!d->value_muted)
 				out_put(c, d, ": ", 2);
 			d->value_type = lv->t2;
@@ -1345,14 +1408,17 @@ static int parse_choice(const char *v, const char *a, const char *a2, const char
 static void *thrift_conn_new(const struct conn_info *info)
 {
 	const struct cfg_proto *cfg = info ? info->cfg : NULL;
-	struct thrift_conn *c = hb_calloc(1, sizeof(*c));
+	struct thrift_conn *c = hb_malloc(sizeof(*c));
 
 	if (!c)
 		return NULL;
+	/* all zero but the per-direction buffers (struct th_dir) */
+	memset(c, 0, offsetof(struct thrift_conn, dir));
+	for (int i = 0; i < 2; i++)
+		memset(&c->dir[i], 0, offsetof(struct th_dir, method));
 	/* a copy, with every unset (zero) limit at its default: a table that was
 	 * not filled by the config loader (tests) still gets sane limits */
 	c->cfgv = cfg && cfg->priv ? *(const struct thrift_config *)cfg->priv : thrift_defaults;
-	c->tc = &c->cfgv;
 	if (!c->cfgv.string_max_size)
 		c->cfgv.string_max_size = TH_DEF_STRING_MAX;
 	if (!c->cfgv.collection_max_size)
@@ -1367,14 +1433,14 @@ static void *thrift_conn_new(const struct conn_info *info)
 		c->cfgv.max_frame_size = TH_DEF_FRAME;
 	if (!c->cfgv.max_rendered_size)
 		c->cfgv.max_rendered_size = TH_DEF_RENDERED;
-	c->force_framed = parse_choice(c->tc->transport_type, "socket", "buffered", "framed");
-	c->force_wire = parse_choice(c->tc->protocol_type, "binary", NULL, "compact");
+	c->force_framed = parse_choice(c->cfgv.transport_type, "socket", "buffered", "framed");
+	c->force_wire = parse_choice(c->cfgv.protocol_type, "binary", NULL, "compact");
 	c->max_msg = cfg && cfg->max_message_size ? cfg->max_message_size : TH_DEF_MAX_MSG;
 	c->timeout = cfg && cfg->transaction_timeout ? cfg->transaction_timeout : TH_DEF_TIMEOUT;
 	c->send_request = cfg && cfg->send_request;
 	c->send_response = cfg && cfg->send_response;
 	c->pend_cap = cfg && cfg->max_pending ? cfg->max_pending : TH_DEF_PENDING;
-	c->pend = hb_calloc(c->pend_cap, sizeof(c->pend[0]));
+	c->pend = hb_malloc(c->pend_cap * sizeof(c->pend[0])); /* written before read */
 	if (!c->pend) {
 		hb_free(c);
 		return NULL;
@@ -1430,7 +1496,7 @@ static struct parse_result thrift_parse(void *conn, enum proto_dir dir, const ui
 		}
 		case TS_STRING: {
 			size_t n = d->str_left < lim ? (size_t)d->str_left : lim;
-			size_t room = c->tc->string_max_size - d->str_have;
+			size_t room = c->cfgv.string_max_size - d->str_have;
 
 			if (!d->str_muted && !d->str_stop) {
 				size_t k = n < room ? n : room;
@@ -1478,7 +1544,7 @@ static struct parse_result thrift_parse(void *conn, enum proto_dir dir, const ui
 				}
 				d->frame_len = fl;
 				d->frame_left = fl;
-				if (fl > c->tc->max_frame_size) {
+				if (fl > c->cfgv.max_frame_size) {
 					metric_inc(ctx->stats->limit_exceeded);
 					metric_inc(c->m_frames_skipped);
 					d->state = fl ? TS_SKIP : TS_START;
@@ -1500,18 +1566,26 @@ static struct parse_result thrift_parse(void *conn, enum proto_dir dir, const ui
 				strbuf_reset(&d->out);
 				st = push(c, d, LV_STRUCT, 0, 0, 0,
 					  (d->mtype == MT_REPLY || d->mtype == MT_EXCEPTION) &&
-					      !c->tc->capture_reply);
+					      !c->cfgv.capture_reply);
 			}
 			break;
-		case TS_BODY:
-			st = body_step(c, d, &cur);
-			if (st == ST_OK) {
-				off += cur.off;
-				took(d, cur.off);
-				if (d->depth == 0)
-					message_done(c, d, ctx);
+		case TS_BODY: {
+			size_t done = 0;
+
+			/* token after token on this cursor while the body goes on and
+			 * bytes are left (as the outer loop would); the bytes are counted
+			 * (took) before anything reads the counts */
+			while ((st = body_step(c, d, &cur)) == ST_OK) {
+				done = cur.off;
+				if (d->depth == 0 || d->state != TS_BODY || !cur_left(&cur))
+					break;
 			}
+			off += done;
+			took(d, done);
+			if (st == ST_OK && d->depth == 0)
+				message_done(c, d, ctx);
 			break;
+		}
 		}
 		if (st == ST_OK)
 			continue;

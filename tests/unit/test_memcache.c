@@ -469,6 +469,34 @@ static void test_text_noreply_quit(void **state)
 	 * left to check here, the pool assertion in fx_free checks it was published) */
 }
 
+/* noreply counts only as the last token (trailing spaces allowed) and only for the
+ * commands that take it; stats/get keep waiting for their response. */
+static void test_text_noreply_last_token(void **state)
+{
+	struct fx *f = fx_new(true);
+
+	(void)state;
+	fx_open(f);
+	tcps(f, DIR_TO_SERVER, "incr n 5 noreply   \r\n", T0);
+	assert_int_equal(f->col.n, 1);
+	assert_str(f->col.ev[0], REQ_CMD, "incr");
+	assert_bool(f->col.ev[0], "memcache.request.noreply", true);
+	tcps(f, DIR_TO_SERVER, "flush_all  noreply\r\n", T0 + MS);
+	assert_int_equal(f->col.n, 2);
+	assert_bool(f->col.ev[1], "memcache.request.noreply", true);
+	tcps(f, DIR_TO_SERVER, "touch k 10 noreplyX\r\nstats noreply\r\n", T0 + 2 * MS);
+	assert_int_equal(f->col.n, 2); /* both wait for a response */
+	tcps(f, DIR_TO_CLIENT, "TOUCHED\r\nEND\r\n", T0 + 3 * MS);
+	assert_int_equal(f->col.n, 4);
+	assert_str(f->col.ev[2], REQ_CMD, "touch");
+	assert_bool(f->col.ev[2], "memcache.request.noreply", false);
+	assert_str(f->col.ev[2], RES_CMD, "TOUCHED");
+	assert_str(f->col.ev[3], REQ_CMD, "stats");
+	assert_str(f->col.ev[3], "memcache.request.raw_args", "noreply");
+	assert_str(f->col.ev[3], RES_CMD, "END");
+	fx_free(f);
+}
+
 static void test_text_pipelined_and_unmatched(void **state)
 {
 	struct fx *f = fx_new(true);
@@ -1102,6 +1130,7 @@ int main(void)
 	    cmocka_unit_test(test_text_statuses),
 	    cmocka_unit_test(test_text_counter_version_stats),
 	    cmocka_unit_test(test_text_noreply_quit),
+	    cmocka_unit_test(test_text_noreply_last_token),
 	    cmocka_unit_test(test_text_pipelined_and_unmatched),
 	    cmocka_unit_test(test_text_unknown_command),
 	    cmocka_unit_test(test_text_resync),

@@ -618,6 +618,73 @@ static void test_hostile_bson(void **state)
 	}
 }
 
+/* The reply's top level is walked once for its errors, its "cursor" documents and
+ * its validity: a getMore's cursorId is replaced by the reply's (one field), every
+ * "cursor" document counts, an error beside a cursor is still found, and a malformed
+ * element after them is counted once. A "$db" holding a NUL names up to the NUL. */
+static void test_reply_cursor_and_errors(void **state)
+{
+	struct fx *f = *state;
+	struct event *ev;
+	size_t m, d, c, a, e, n;
+	unsigned ids = 0;
+
+	/* getMore: int64 cursor in the command, the collection beside it */
+	m = m_begin(f->b, 1, 0, 2013);
+	w_le32(f->b, 0);
+	w_u8(f->b, 0);
+	d = d_begin(f->b);
+	e_i64(f->b, "getMore", 77);
+	e_str(f->b, "collection", "coll");
+	w_u8(f->b, 0x02); /* "$db": "te\0st" */
+	w_cstr(f->b, "$db");
+	w_le32(f->b, 6);
+	w_put(f->b, "te\0st", 6);
+	d_end(f->b, d);
+	m_end(f->b, m);
+	send_b(f, DIR_TO_SERVER);
+	/* {cursor: {nextBatch: [{}], id: 0}, cursor: {nextBatch: [{}, {}], id: 9},
+	 *  errmsg: "late", ok: 0, then an element of unknown type} */
+	m = m_begin(f->b, 2, 1, 2013);
+	w_le32(f->b, 0);
+	w_u8(f->b, 0);
+	d = d_begin(f->b);
+	for (int k = 0; k < 2; k++) {
+		c = e_doc(f->b, "cursor", false);
+		a = e_doc(f->b, "nextBatch", true);
+		for (int i = 0; i <= k; i++) {
+			e = e_doc(f->b, i ? "1" : "0", false);
+			d_end(f->b, e);
+		}
+		d_end(f->b, a);
+		e_i64(f->b, "id", k ? 9 : 0);
+		d_end(f->b, c);
+	}
+	e_str(f->b, "errmsg", "late");
+	e_dbl(f->b, "ok", 0);
+	n = f->b->n;
+	e_i32(f->b, "bad", 1);
+	f->b->p[n] = 0x42; /* unknown type: malformed from here */
+	d_end(f->b, d);
+	m_end(f->b, m);
+	send_b(f, DIR_TO_CLIENT);
+	assert_int_equal(f->nev, 1);
+	ev = f->ev[0];
+	assert_str(ev, "method", "getMore");
+	assert_str(ev, "resource", "te.coll");
+	assert_str(ev, "mongodb.fullCollectionName", "te.coll");
+	assert_str(ev, "query", "te.coll.getMore()");
+	for (size_t i = 0; i < ev->nfields; i++)
+		ids += strcmp(ev->fields[i].key, "mongodb.cursorId") == 0;
+	assert_int_equal(ids, 1);
+	assert_int_field(ev, "mongodb.cursorId", 9);
+	assert_int_field(ev, "mongodb.numberReturned", 3);
+	assert_int_equal(ev->status, EV_STATUS_ERROR);
+	assert_str(ev, "mongodb.error", "late");
+	assert_str(ev, "error.message", "Malformed MongoDB message");
+	assert_int_equal(metrics_get("mongodb.malformed"), 1);
+}
+
 static void test_deep_nesting(void **state)
 {
 	struct fx *f = *state;
@@ -833,6 +900,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_limits, fx_setup, mdb_teardown),
 	    cmocka_unit_test_setup_teardown(test_oversize_doc, fx_setup, mdb_teardown),
 	    cmocka_unit_test_setup_teardown(test_hostile_bson, fx_setup, mdb_teardown),
+	    cmocka_unit_test_setup_teardown(test_reply_cursor_and_errors, fx_setup, mdb_teardown),
 	    cmocka_unit_test_setup_teardown(test_deep_nesting, fx_setup, mdb_teardown),
 	    cmocka_unit_test_setup_teardown(test_all_types, fx_setup, mdb_teardown),
 	    cmocka_unit_test_setup_teardown(test_caps, fx_setup, mdb_teardown),

@@ -468,6 +468,42 @@ static void test_exceptions(void **state)
 	assert_str(f->ev[1], "thrift.exceptions", "(1: \"Invalid method name\", 2: 1)");
 }
 
+/* A frame that ends between the tokens of its struct: that message is malformed
+ * (counted, no event), the next frame in the same bytes parses; a framed reply
+ * completes its call, the return value taken from the rendered text. */
+static void test_frame_ends_inside_struct(void **state)
+{
+	struct fx *f = *state;
+	struct mb m, fr, all;
+
+	m.n = 0;
+	bhdr(&m, "add", 1, 1);
+	bfld(&m, 8, 1);
+	be32(&m, 5); /* no STOP: the frame ends after this token */
+	framed(&fr, &m);
+	all.n = 0;
+	raw(&all, fr.b, fr.n);
+	m.n = 0;
+	bhdr(&m, "add", 1, 2);
+	bfld(&m, 8, 1);
+	be32(&m, 5);
+	bfld(&m, 8, 2);
+	be32(&m, 12345678);
+	u8(&m, 0);
+	framed(&fr, &m);
+	raw(&all, fr.b, fr.n);
+	assert_int_equal(feed_n(f, DIR_TO_SERVER, all.b, all.n), PARSE_OK);
+	assert_int_equal(f->tlen[DIR_TO_SERVER], 0);
+	assert_int_equal(metrics_get("thrift.malformed_messages"), 1);
+	breply_i32(&m, "add", 2, -2147483647 - 1);
+	framed(&fr, &m);
+	assert_int_equal(feed_n(f, DIR_TO_CLIENT, fr.b, fr.n), PARSE_OK);
+	assert_int_equal(f->nev, 1);
+	assert_str(f->ev[0], "query", "add(1: 5, 2: 12345678)");
+	assert_str(f->ev[0], "thrift.return_value", "-2147483648");
+	assert_int_equal(f->ev[0]->status, EV_STATUS_OK);
+}
+
 static void test_oneway(void **state)
 {
 	struct fx *f = *state;
@@ -930,6 +966,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_framed_detect, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_override, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_exceptions, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_frame_ends_inside_struct, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_oneway, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_seqid_pairing, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_pending_cap_and_timeout, fx_setup, fx_teardown),
