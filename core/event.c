@@ -133,6 +133,40 @@ void ev_pool_put(struct event *ev)
 	pthread_mutex_unlock(&p->lock);
 }
 
+void ev_pool_put_many(struct event **evs, size_t n)
+{
+	struct ev_pool *p;
+	struct event *head, *tail;
+	size_t i = 0, j, k;
+
+	while (i < n) {
+		if (!evs[i]) {
+			i++;
+			continue;
+		}
+		/* one lock for each run of events of one pool */
+		p = evs[i]->pool;
+		head = tail = NULL;
+		for (j = i, k = 0; j < n && (!evs[j] || evs[j]->pool == p); j++) {
+			if (!evs[j])
+				continue;
+			ev_release_extra(evs[j]);
+			evs[j]->fields = evs[j]->inline_fields;
+			evs[j]->next = head;
+			head = evs[j];
+			if (!tail)
+				tail = evs[j];
+			k++;
+		}
+		pthread_mutex_lock(&p->lock);
+		tail->next = p->free_list;
+		p->free_list = head;
+		p->live -= k;
+		pthread_mutex_unlock(&p->lock);
+		i = j;
+	}
+}
+
 size_t ev_pool_live(const struct ev_pool *p)
 {
 	size_t n;

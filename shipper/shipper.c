@@ -117,8 +117,8 @@ static void ship_batch(struct shipper *s, size_t n)
 			encode_index_name(ev, s->docs[nd].index, sizeof(s->docs[nd].index));
 			nd++;
 		}
-		ev_pool_put(ev);
 	}
+	ev_pool_put_many(s->batch, n);
 	if (nd)
 		s->ops->write(s->out, s->sb.p, s->docs, nd);
 	s->ops->flush(s->out);

@@ -136,6 +136,8 @@ void ev_pool_free(struct ev_pool *p);
 struct event *ev_pool_get(struct ev_pool *p, enum ev_kind kind, const char *dataset);
 /* Return an event (NULL is a no-op). */
 void ev_pool_put(struct event *ev);
+/* ev_pool_put() of each of n events (NULLs skipped), one lock per run of one pool. */
+void ev_pool_put_many(struct event **evs, size_t n);
 size_t ev_pool_live(const struct ev_pool *p);
 
 /* ---- fields --------------------------------------------------------------- */

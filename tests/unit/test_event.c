@@ -509,12 +509,70 @@ static void test_lookups_known(void **state)
 	free_event(pool, ev);
 }
 
+/* ev_pool_put_many(): events of two pools interleaved, NULLs among them, events
+ * that grew past their inline arrays; every one goes back to its own pool, the live
+ * counts drop to 0, and the pools hand them out again up to their caps. */
+static void test_put_many(void **state)
+{
+	struct ev_pool *a = ev_pool_new(4, 1 << 20, 512), *b = ev_pool_new(3, 1 << 20, 512);
+	struct event *evs[9], *again[8];
+	char big[4096];
+	size_t i, n = 0;
+
+	(void)state;
+	assert_non_null(a);
+	assert_non_null(b);
+	memset(big, 'x', sizeof(big));
+	evs[n++] = ev_pool_get(a, EV_KIND_TRANSACTION, "a");
+	evs[n++] = ev_pool_get(a, EV_KIND_TRANSACTION, "a");
+	evs[n++] = NULL;
+	evs[n++] = ev_pool_get(b, EV_KIND_TRANSACTION, "b");
+	evs[n++] = ev_pool_get(a, EV_KIND_TRANSACTION, "a");
+	evs[n++] = ev_pool_get(b, EV_KIND_TRANSACTION, "b");
+	evs[n++] = ev_pool_get(b, EV_KIND_TRANSACTION, "b");
+	evs[n++] = ev_pool_get(a, EV_KIND_TRANSACTION, "a");
+	evs[n++] = NULL;
+	for (i = 0; i < n; i++) {
+		if (!evs[i])
+			continue;
+		assert_int_equal(ev_set_str(evs[i], "k", big, sizeof(big)), 0); /* past inline */
+		for (int f = 0; f < 300; f++)
+			assert_int_equal(ev_set_uint(evs[i], "u", (uint64_t)f), 0);
+	}
+	assert_int_equal(ev_pool_live(a), 4);
+	assert_int_equal(ev_pool_live(b), 3);
+	assert_null(ev_pool_get(a, EV_KIND_TRANSACTION, "a")); /* at their caps */
+	assert_null(ev_pool_get(b, EV_KIND_TRANSACTION, "b"));
+	ev_pool_put_many(evs, n);
+	assert_int_equal(ev_pool_live(a), 0);
+	assert_int_equal(ev_pool_live(b), 0);
+	for (i = 0; i < 4; i++) {
+		again[i] = ev_pool_get(a, EV_KIND_TRANSACTION, "a");
+		assert_non_null(again[i]);
+		assert_ptr_equal(again[i]->pool, a);
+		assert_int_equal(again[i]->nfields, 0);
+	}
+	for (i = 4; i < 7; i++) {
+		again[i] = ev_pool_get(b, EV_KIND_TRANSACTION, "b");
+		assert_non_null(again[i]);
+		assert_ptr_equal(again[i]->pool, b);
+	}
+	assert_null(ev_pool_get(a, EV_KIND_TRANSACTION, "a"));
+	ev_pool_put_many(again, 7);
+	ev_pool_put_many(again, 0);
+	assert_int_equal(ev_pool_live(a), 0);
+	assert_int_equal(ev_pool_live(b), 0);
+	ev_pool_free(a);
+	ev_pool_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_setters),       cmocka_unit_test(test_string_lengths),
 	    cmocka_unit_test(test_arena_cap),     cmocka_unit_test(test_field_cap),
 	    cmocka_unit_test(test_lookups_known), cmocka_unit_test(test_lookups_random),
+	    cmocka_unit_test(test_put_many),
 	};
 
 	metrics_reset();
