@@ -6,7 +6,9 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <json-c/json.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -1216,6 +1218,355 @@ static void test_template_identity_and_memory(void **state)
 	ev_pool_put(ev);
 }
 
+/* Every number the encoder writes, against printf: the digit count is worked out
+ * without a loop (u64_digits()), so the values around each power of ten and of two
+ * are checked, in protocol fields and in the envelope. */
+static void test_numbers_exact(void **state)
+{
+	struct fx *f = *state;
+	uint64_t vals[3 * 20 + 2 * 64 + 2], p = 1;
+	char want[160];
+	size_t n = 0, i, k;
+
+	for (k = 0; k < 20; k++, p *= 10) {
+		vals[n++] = p - 1;
+		vals[n++] = p;
+		vals[n++] = p + 1;
+	}
+	for (k = 0; k < 64; k++) {
+		vals[n++] = ((uint64_t)1 << k) - 1;
+		vals[n++] = (uint64_t)1 << k;
+	}
+	vals[n++] = UINT64_MAX;
+	vals[n++] = UINT64_MAX - 1;
+	for (i = 0; i < n; i++) {
+		struct event *ev = http_txn(f);
+		const char *doc;
+
+		ev->client_bytes = vals[i];
+		ev->server_bytes = vals[n - 1 - i];
+		ev->client_port = (uint16_t)vals[i];
+		assert_int_equal(ev_set_uint(ev, "v.u", vals[i]), 0);
+		assert_int_equal(ev_set_int(ev, "v.i", (int64_t)vals[i]), 0);
+		assert_int_equal(ev_obj_uint(ev, "v.o", 0, "u", vals[i]), 0);
+		doc = enc(f, ev);
+		snprintf(want, sizeof(want),
+			 "\"v\":{\"i\":%" PRId64 ",\"o\":[{\"u\":%" PRIu64 "}],\"u\":%" PRIu64 "}",
+			 (int64_t)vals[i], vals[i], vals[i]);
+		assert_non_null(strstr(doc, want));
+		snprintf(want, sizeof(want),
+			 "\"client\":{\"bytes\":%" PRIu64 ",\"ip\":\"172.31.98.49\",\"port\":%u}",
+			 vals[i], (unsigned)(uint16_t)vals[i]);
+		assert_non_null(strstr(doc, want));
+		snprintf(want, sizeof(want),
+			 "\"source\":{\"bytes\":%" PRIu64 ",\"ip\":\"172.31.98.49\",\"port\":%u}",
+			 vals[i], (unsigned)(uint16_t)vals[i]);
+		assert_non_null(strstr(doc, want));
+		snprintf(want, sizeof(want), "\"server\":{\"bytes\":%" PRIu64 ",", vals[n - 1 - i]);
+		assert_non_null(strstr(doc, want));
+		snprintf(want, sizeof(want), "\"network\":{\"bytes\":%" PRIu64 ",",
+			 vals[i] + vals[n - 1 - i]);
+		assert_non_null(strstr(doc, want));
+		ev_pool_put(ev);
+	}
+}
+
+/* The JSON text of s[0, len) cut to `cap` content bytes, for strings made of ASCII,
+ * U+00E9 and lone 0x80 bytes (a U+FFFD): what the encoder must write. */
+static size_t ref_string(const char *s, size_t len, size_t cap, char *out, bool *cut)
+{
+	size_t i = 0, n = 0, used = 0, w;
+	unsigned char c;
+
+	*cut = false;
+	out[n++] = '"';
+	while (i < len) {
+		c = (unsigned char)s[i];
+		w = c == 0xC3 ? 2 : c == 0x80 ? 3 : 1; /* content bytes */
+		if (used + w > cap) {
+			*cut = true;
+			break;
+		}
+		used += w;
+		if (c == 0xC3) {
+			memcpy(out + n, s + i, 2);
+			n += 2;
+			i += 2;
+			continue;
+		}
+		if (c == 0x80)
+			n += (size_t)sprintf(out + n, "\xEF\xBF\xBD");
+		else if (c == '"' || c == '\\')
+			n += (size_t)sprintf(out + n, "\\%c", c);
+		else if (c == '\n')
+			n += (size_t)sprintf(out + n, "\\n");
+		else if (c < 0x20)
+			n += (size_t)sprintf(out + n, "\\u%04x", c);
+		else
+			out[n++] = (char)c;
+		i++;
+	}
+	out[n++] = '"';
+	out[n] = '\0';
+	return n;
+}
+
+/* Strings of every length up to 100 with one byte that is not copied as it is at
+ * every position (each check in words of 8, 4 and 1 bytes and the escaper's runs
+ * meet it at each offset), with and without a cap near the length: the text must be
+ * the reference's, by every path, with the cuts counted. */
+static void test_strings_every_length(void **state)
+{
+	static const char *const bad[] = {"\"",   "\\",   "\x01",     "\n",
+					  "\x1f", "\x7f", "\xC3\xA9", "\x80"};
+	static const char *const keys[] = {
+	    "s00", "s01", "s02", "s03", "s04", "s05", "s06", "s07", "s08", "s09", "s10", "s11",
+	    "s12", "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23",
+	    "s24", "s25", "s26", "s27", "s28", "s29", "s30", "s31", "s32", "s33", "s34", "s35",
+	    "s36", "s37", "s38", "s39", "s40", "s41", "s42", "s43", "s44", "s45", "s46", "s47",
+	};
+	struct fx *f = *state;
+	char s[128], want[1024], key[16];
+	size_t len, b, at, first, cap_i, k;
+	const size_t nk = sizeof(keys) / sizeof(keys[0]);
+
+	for (cap_i = 0; cap_i < 3; cap_i++) {
+		for (len = 0; len <= 100; len++) {
+			for (b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
+				size_t blen = strlen(bad[b]);
+
+				/* positions [first, first + nk) per event; one plain string too */
+				for (first = 0; first == 0 || first + blen <= len; first += nk) {
+					struct event *ev = bare(f);
+					uint64_t cut0 = metrics_get("encode.truncated_strings"),
+						 cuts = 0;
+					const char *doc;
+					bool cut;
+
+					f->o.max_string = cap_i == 0   ? 0
+							  : cap_i == 1 ? len
+								       : len / 2 + 1;
+					for (k = 0; k < nk; k++) {
+						at = first + k;
+						memset(s, 'a' + (int)(at % 26), len);
+						if (at + blen <= len)
+							memcpy(s + at, bad[b], blen);
+						else if (k)
+							break;
+						assert_int_equal(ev_set_str(ev, keys[k], s, len),
+								 0);
+					}
+					doc = enc(f, ev);
+					for (k = 0; k < nk; k++) {
+						at = first + k;
+						memset(s, 'a' + (int)(at % 26), len);
+						if (at + blen <= len)
+							memcpy(s + at, bad[b], blen);
+						else if (k)
+							break;
+						snprintf(key, sizeof(key), "\"%s\":", keys[k]);
+						strcpy(want, key);
+						ref_string(s, len,
+							   f->o.max_string
+							       ? f->o.max_string
+							       : ENCODE_DEFAULT_MAX_STRING,
+							   want + strlen(key), &cut);
+						cuts += cut;
+						if (!strstr(doc, want))
+							fail_msg("len %zu at %zu: want %s in %s",
+								 len, at, want, doc);
+					}
+					assert_int_equal(
+					    metrics_get("encode.truncated_strings") - cut0, cuts);
+					ev_pool_put(ev);
+				}
+			}
+		}
+	}
+	f->o.max_string = 0;
+}
+
+/* Addresses are formatted through a per-thread cache of their text: many of them
+ * (more than it holds, v4 and v6, some alike in their first bytes) must each get
+ * inet_ntop()'s text wherever they appear, and an address that is none is null. */
+static void test_address_texts(void **state)
+{
+	struct fx *f = *state;
+	char c[INET6_ADDRSTRLEN], s[INET6_ADDRSTRLEN], v[INET6_ADDRSTRLEN], want[256];
+	uint32_t x = 12345;
+	unsigned i, k;
+
+	for (i = 0; i < 400; i++) {
+		struct event *ev = http_txn(f);
+		struct hb_ip a, none;
+		const char *doc;
+
+		for (k = 0; k < 16; k++) { /* a small LCG: reproducible */
+			x = x * 1103515245u + 12345u;
+			ev->server_ip.a[k] = (uint8_t)(x >> 16);
+			a.a[k] = (uint8_t)(x >> 8);
+		}
+		if (i % 3 == 0) /* alike: the first bytes shared, then differing */
+			memcpy(ev->server_ip.a, "\x20\x01\x0d\xb8\0\0\0\0", 8);
+		if (i < 2) /* all zeros (an empty cache entry's bytes) */
+			memset(ev->server_ip.a, 0, sizeof(ev->server_ip.a));
+		ev->client_ip.a[3] = (uint8_t)i;
+		ev->client_ip.a[2] = (uint8_t)(i >> 8);
+		ev->server_ip.ver = i % 2 ? 6 : 4;
+		if (i % 2)
+			ev->client_ip = ip("::ffff:10.0.0.1"), ev->client_ip.a[15] = (uint8_t)i;
+		a.ver = i % 5 == 0 ? 4 : 6;
+		memset(&none, 0, sizeof(none));
+		assert_int_equal(ev_set_ip(ev, "v.ip", &a), 0);
+		assert_int_equal(ev_set_ip(ev, "v.none", &none), 0);
+		assert_int_equal(ev_append_ip(ev, "dns.resolved_ip", &a), 0);
+		assert_int_equal(ev_append_ip(ev, "related.ip", &a), 0);
+		doc = enc(f, ev);
+		assert_non_null(inet_ntop(ev->client_ip.ver == 6 ? AF_INET6 : AF_INET,
+					  ev->client_ip.a, c, sizeof(c)));
+		assert_non_null(inet_ntop(ev->server_ip.ver == 6 ? AF_INET6 : AF_INET,
+					  ev->server_ip.a, s, sizeof(s)));
+		assert_non_null(inet_ntop(a.ver == 6 ? AF_INET6 : AF_INET, a.a, v, sizeof(v)));
+		snprintf(want, sizeof(want), "\"client\":{\"bytes\":130,\"ip\":\"%s\",", c);
+		assert_non_null(strstr(doc, want));
+		snprintf(want, sizeof(want), "\"server\":{\"bytes\":1591,\"ip\":\"%s\",", s);
+		assert_non_null(strstr(doc, want));
+		snprintf(want, sizeof(want), "\"resolved_ip\":[\"%s\"]", v);
+		assert_non_null(strstr(doc, want));
+		snprintf(want, sizeof(want), "\"v\":{\"ip\":\"%s\",\"none\":null}", v);
+		assert_non_null(strstr(doc, want));
+		snprintf(want, sizeof(want), "\"related\":{\"ip\":[\"%s\",\"%s\",\"%s\"]}", c, s,
+			 v);
+		if (strcmp(c, v) && strcmp(s, v))
+			assert_non_null(strstr(doc, want));
+		ev_pool_put(ev);
+	}
+}
+
+/* related.ip as a set when the parser's values are all addresses (as DNS adds
+ * them; written without text compares) and when they are not: addresses equal to
+ * the client's or server's, to each other, v4 vs the same v4 mapped into v6, values
+ * that are no address (equal to each other: one null), and more values than the
+ * duplicate check looks at (the first SET_SCAN_MAX). */
+static void test_related_ip_sets(void **state)
+{
+	struct fx *f = *state;
+	struct hb_ip cli = ip("172.31.98.49"), srv = ip("93.184.216.34"), mapped,
+		     v6 = ip("2001:db8::1"), none, a;
+	json_object *j, *rel;
+	unsigned i, round;
+
+	mapped = ip("::ffff:172.31.98.49");
+	memset(&none, 0, sizeof(none));
+	for (round = 0; round < 2; round++) {
+		struct event *ev = http_txn(f);
+
+		assert_int_equal(ev_append_ip(ev, "related.ip", &srv), 0);
+		assert_int_equal(ev_append_ip(ev, "related.ip", &mapped), 0);
+		assert_int_equal(ev_append_ip(ev, "related.ip", &none), 0);
+		assert_int_equal(ev_append_ip(ev, "related.ip", &v6), 0);
+		assert_int_equal(ev_append_ip(ev, "related.ip", &none), 0);
+		assert_int_equal(ev_append_ip(ev, "related.ip", &cli), 0);
+		assert_int_equal(ev_append_ip(ev, "related.ip", &v6), 0);
+		if (round) /* not all addresses: the general set */
+			assert_int_equal(ev_append_str(ev, "related.ip", "2001:db8::1", 11), 0);
+		assert_non_null(strstr(enc(f, ev),
+				       "\"ip\":[\"172.31.98.49\",\"93.184.216.34\","
+				       "\"::ffff:172.31.98.49\",null,\"2001:db8::1\"]"));
+		ev_pool_put(ev);
+	}
+	/* 2 + 64 values: the duplicate check looks at the first SET_SCAN_MAX (64) only,
+	 * so the last value, equal to the 65th, is written again */
+	for (round = 0; round < 2; round++) {
+		struct event *ev = http_txn(f);
+
+		for (i = 0; i < 62; i++) {
+			a = ip("10.0.0.0");
+			a.a[3] = (uint8_t)i;
+			if (round && i == 7)
+				a = srv; /* within the window: left out */
+			assert_int_equal(ev_append_ip(ev, "related.ip", &a), 0);
+		}
+		a = ip("10.0.1.1");
+		assert_int_equal(ev_append_ip(ev, "related.ip", &a), 0);
+		assert_int_equal(ev_append_ip(ev, "related.ip", &a), 0);
+		j = parse(enc(f, ev));
+		rel = at(j, "related.ip");
+		assert_non_null(rel);
+		assert_int_equal(json_object_array_length(rel), 66 - round);
+		for (i = 64 - round; i < 66 - round; i++)
+			assert_string_equal(
+			    json_object_get_string(json_object_array_get_idx(rel, i)), "10.0.1.1");
+		json_object_put(j);
+		ev_pool_put(ev);
+	}
+}
+
+/* Other related.* keys are sets too, of any values: strings, and an address equal
+ * to a string by its text. One value is no set (nothing to compare). */
+static void test_related_other_sets(void **state)
+{
+	struct fx *f = *state;
+	struct hb_ip a = ip("10.1.2.3");
+	struct event *ev = http_txn(f);
+
+	assert_int_equal(ev_append_str(ev, "related.user", "bob", 3), 0);
+	assert_int_equal(ev_append_str(ev, "related.user", "10.1.2.3", 8), 0);
+	assert_int_equal(ev_append_str(ev, "related.user", "bob", 3), 0);
+	assert_int_equal(ev_append_ip(ev, "related.user", &a), 0);
+	assert_int_equal(ev_append_str(ev, "related.user", "al\"ice", 6), 0);
+	assert_non_null(strstr(enc(f, ev),
+			       "\"related\":{\"ip\":[\"172.31.98.49\",\"93.184.216.34\"],"
+			       "\"user\":[\"bob\",\"10.1.2.3\",\"al\\\"ice\"]}"));
+	ev_pool_put(ev);
+}
+
+/* Times come from a per-thread cache of the last second: events going forward and
+ * back across seconds (and a day, and the epoch) must each read as gmtime says. */
+static void test_time_sequence(void **state)
+{
+	/* from T_START (.231442000): to a whole second, whose end is the next one */
+	static const int64_t steps[] = {0,
+					-231442000,
+					1,
+					999999,
+					1000000000 - 1000001,
+					1,
+					-1,
+					-999999999,
+					1000000000,
+					86400000000000,
+					-86400000000000,
+					-1,
+					7,
+					1000000000,
+					999999999,
+					1};
+	struct fx *f = *state;
+	uint64_t t = T_START;
+	char want[64];
+	size_t i;
+
+	for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		struct event *ev = http_txn(f);
+		json_object *j;
+
+		t += (uint64_t)steps[i];
+		ev->ts = t;
+		ev->start_ns = t + 999999000;
+		ev->end_ns = t + 1000000000;
+		j = parse(enc(f, ev));
+		assert_true(clock_format_rfc3339(ev->ts, 3, want, sizeof(want)) > 0);
+		assert_string_equal(at_str(j, "@timestamp"), want);
+		assert_true(clock_format_rfc3339(ev->start_ns, 6, want, sizeof(want)) > 0);
+		assert_string_equal(at_str(j, "event.start"), want);
+		assert_true(clock_format_rfc3339(ev->end_ns, 6, want, sizeof(want)) > 0);
+		assert_string_equal(at_str(j, "event.end"), want);
+		json_object_put(j);
+		ev_pool_put(ev);
+	}
+}
+
 static void test_pretty(void **state)
 {
 	struct fx *f = *state;
@@ -1253,6 +1604,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fast_path_matches_general, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_template_identity_and_memory, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_numbers_exact, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_strings_every_length, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_address_texts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_related_ip_sets, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_related_other_sets, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_time_sequence, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pretty, setup, teardown),
 	};
 

@@ -552,6 +552,15 @@ static void envelope(struct event *ev, struct encode_opts *o, unsigned m)
 	case 20:
 		ev->community_id[0] = '\0'; /* computed: the same shape as the base */
 		break;
+	case 21:
+		/* the same shape as the base, but this text needs escaping: written
+		 * by the general path, even when the shape is cached */
+		memcpy(ev->community_id, "1:a\"b\\c\x01", 9);
+		break;
+	case 22:
+		/* every byte used, no NUL: the text ends with the array */
+		memset(ev->community_id, 'c', sizeof(ev->community_id));
+		break;
 	default:
 		break;
 	}
@@ -597,13 +606,14 @@ static void test_envelope_shapes(void **state)
 								       addresses: ports only */
 	    {506, 140506}, /* no client address, the rest the same */
 	    {506, 130506}, /* no server address */
+	    {0, 21},       {21, 0}, {0, 22},
 	};
 	struct fx *f = *state;
 	struct encode_opts o;
 	struct encode_tmpl *t;
 	unsigned p, k;
 
-	opts_init(&o, NULL, false, 0);
+	opts_init(&o, NULL, false, 2); /* strings cut: anomalies to count */
 	t = tmpl_for(&o);
 	for (p = 0; p < sizeof(pairs) / sizeof(pairs[0]); p++) {
 		for (k = 0; k < 6; k++) {
@@ -636,11 +646,32 @@ static struct event *fielded(struct fx *f, unsigned m)
 	else
 		ev_set_uint(ev, "x.arr-b", rnd(f));
 	ev_append_str(ev, m == 5 ? "x.set" : "x.sex", "s", 1);
+	/* the same keys with another type or flags: the text around the values, or
+	 * how they are written, differs */
+	if (m == 6)
+		ev_set_int(ev, "x.val", -(int64_t)rnd(f));
+	else if (m == 7)
+		ev_set_bool(ev, "x.val", rnd(f) % 2);
+	else if (m == 8)
+		ev_append_str(ev, "x.val", "a\"b", 3); /* an array */
+	else if (m == 9)
+		ev_set_double(ev, "x.val", rnd(f) / 8.0);
+	else
+		ev_set_str(ev, "x.val", "a\"b", 3);
+	if (m == 10)
+		ev_obj_str(ev, "x.arr", 1, "c", "7", 1); /* a member's type */
+	else
+		ev_obj_uint(ev, "x.arr", 1, "c", 7);
+	ev_append_str(ev, "x.list", "l", 1);
+	if (m == 11)
+		ev_set_str(ev, "x.list", "l", 1); /* a scalar and an array: a conflict */
+	else
+		ev_append_str(ev, "x.list", "m", 1);
 	return ev;
 }
 
 /* Pairs of events whose fields differ in one thing (a member name, the element
- * order, a key), in turn with new values. */
+ * order, a key, a field's type or flags), in turn with new values. */
 static void test_field_shapes(void **state)
 {
 	struct fx *f = *state;
@@ -650,7 +681,7 @@ static void test_field_shapes(void **state)
 
 	opts_init(&o, NULL, false, 0);
 	t = tmpl_for(&o);
-	for (m = 1; m <= 5; m++) {
+	for (m = 1; m <= 11; m++) {
 		for (k = 0; k < 6; k++) {
 			struct event *ev = fielded(f, k % 2 ? m : 0);
 
