@@ -229,8 +229,9 @@ struct my_req {
 	uint64_t start_ns;
 	uint32_t stmt_id;
 	uint8_t cmd;
-	uint8_t seq; /* sequence id of the request's last packet */
-	bool use_db; /* success switches the default database to newdb */
+	uint8_t seq;   /* sequence id of the request's last packet */
+	bool use_db;   /* success switches the default database to newdb */
+	bool has_path; /* ev has a "path" from the SQL text (the result's replaces it) */
 	uint8_t newdb_len;
 	char newdb[MY_MAX_DB + 1];
 };
@@ -330,6 +331,11 @@ struct my_conn {
 	uint64_t req_bytes;
 	bool q_trunc, q_gap;
 	struct strbuf q; /* SQL text (COM_QUERY, COM_STMT_PREPARE) */
+	/* or, when the whole command packet is in hand (it completes in the same
+	 * parse() call), the text in place: borrowed packet bytes, used and cleared by
+	 * request_done() */
+	const uint8_t *q_direct;
+	size_t q_direct_len;
 
 	/* pending requests: a ring of ring_cap entries */
 	struct my_req *ring;
@@ -370,8 +376,8 @@ static uint64_t cur_lenenc(struct cursor *c)
 	}
 }
 
-/* A length-encoded string; false (and c->err) when it does not fit. */
-static bool cur_lenstr(struct cursor *c, const uint8_t **p, size_t *n)
+/* cur_lenstr() past its fast path. */
+static bool cur_lenstr_slow(struct cursor *c, const uint8_t **p, size_t *n)
 {
 	uint64_t l = cur_lenenc(c);
 
@@ -384,20 +390,38 @@ static bool cur_lenstr(struct cursor *c, const uint8_t **p, size_t *n)
 	return *p != NULL || l == 0;
 }
 
+/* A length-encoded string; false (and c->err) when it does not fit. Column
+ * definitions hold six of them: the usual one-byte length (< 0xfb) of a string that
+ * is all there is read in place. */
+static inline bool cur_lenstr(struct cursor *c, const uint8_t **p, size_t *n)
+{
+	size_t left = cur_left(c);
+
+	if (left && c->p[c->off] < 0xfb && left - 1 >= c->p[c->off]) {
+		*n = c->p[c->off];
+		*p = c->p + c->off + 1;
+		c->off += 1 + *n;
+		return true;
+	}
+	return cur_lenstr_slow(c, p, n);
+}
+
 static uint8_t up(uint8_t ch)
 {
 	return ch >= 'a' && ch <= 'z' ? (uint8_t)(ch - 32) : ch;
 }
 
+/* [A-Za-z0-9_$] and every byte >= 0x80 */
 static bool is_word(uint8_t ch)
 {
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-	       ch == '_' || ch == '$' || ch >= 0x80;
+	return (uint8_t)((ch | 0x20) - 'a') < 26 || (uint8_t)(ch - '0') < 10 || ch == '_' ||
+	       ch == '$' || ch >= 0x80;
 }
 
+/* ' ', \t \n \v \f \r (9..13) */
 static bool is_space(uint8_t ch)
 {
-	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n' || ch == '\f' || ch == '\v';
+	return ch == ' ' || (ch >= '\t' && ch <= '\r');
 }
 
 /* Skip whitespace and comments (/ * * /, -- , #). Executable comments
@@ -476,6 +500,19 @@ static size_t ident(const uint8_t *s, size_t n, size_t i, size_t *is, size_t *in
 		i++;
 	*in = i - *is;
 	return *in ? i : 0;
+}
+
+/* Append p[0..n) up to its first NUL (what printf's "%.*s" takes) at b[at], keeping
+ * b, of cap bytes, a C string cut at cap - 1 bytes (what ev_set_fmt() keeps). Returns
+ * the new length. */
+static size_t fmt_str(char *b, size_t cap, size_t at, const void *p, size_t n)
+{
+	n = strnlen(p, n);
+	if (n > cap - 1 - at)
+		n = cap - 1 - at;
+	memcpy(b + at, p, n);
+	b[at + n] = '\0';
+	return at + n;
 }
 
 /* ---- CSV rendering (Go encoding/csv, as Packetbeat's DumpInCSVFormat) ------------ */
@@ -988,6 +1025,17 @@ static void exec_params(struct my_stmt *st, struct cursor *cu, struct event *ev,
 
 /* ---- pending requests ------------------------------------------------------------ */
 
+/* A transaction event from the pool, starting at ts (txn_new_event() gave it the
+ * connection's tuple and the packet's time). */
+static struct event *event_at(struct proto_ctx *ctx, uint64_t ts)
+{
+	struct event *ev = txn_new_event(ctx, &mysql_proto);
+
+	if (ev)
+		ev->ts = ev->start_ns = ts;
+	return ev;
+}
+
 static void ring_push(struct my_conn *c, const struct my_req *r, struct proto_ctx *ctx)
 {
 	if (c->ring_len == c->ring_cap) {
@@ -1035,18 +1083,29 @@ static void sql_fields(struct my_conn *c, struct event *ev, struct my_req *r, co
 		       size_t n)
 {
 	size_t ws, wn, i, is, in, ts = 0, tn = 0, ds = 0, dn = 0;
-	char verb[33];
+	char verb[32];
+	char path[1024]; /* as ev_set_fmt() would have printed it */
+	size_t pn;
 
-	i = next_word(s, n, 0, &ws, &wn);
+	/* the first word, upper-cased into verb as it is scanned (a text starting with
+	 * it, the usual case, needs no skip_blank()) */
+	i = n && is_word(s[0]) ? 0 : skip_blank(s, n, 0);
+	for (wn = 0; i < n; i++, wn++) {
+		uint8_t ch = s[i], upper = ch & 0xdf;
+
+		if ((uint8_t)(upper - 'A') < 26)
+			ch = upper; /* a letter */
+		else if (!is_word(ch))
+			break;
+		if (wn < sizeof(verb))
+			verb[wn] = (char)ch;
+	}
 	if (wn == 0)
 		return;
-	if (wn > 32)
-		wn = 32;
-	for (size_t k = 0; k < wn; k++)
-		verb[k] = (char)up(s[ws + k]);
-	verb[wn] = '\0';
+	if (wn > sizeof(verb))
+		wn = sizeof(verb);
 	ev_set_str(ev, "method", verb, wn);
-	if (!strcmp(verb, "USE")) {
+	if (wn == 3 && memcmp(verb, "USE", 3) == 0) {
 		i = skip_blank(s, n, i);
 		if (ident(s, n, i, &is, &in) && in <= MY_MAX_DB) {
 			r->use_db = true;
@@ -1055,8 +1114,9 @@ static void sql_fields(struct my_conn *c, struct event *ev, struct my_req *r, co
 		}
 		return;
 	}
-	if (strcmp(verb, "INSERT") && strcmp(verb, "REPLACE") && strcmp(verb, "UPDATE") &&
-	    strcmp(verb, "DELETE"))
+	if (!(wn == 6 && (memcmp(verb, "INSERT", 6) == 0 || memcmp(verb, "UPDATE", 6) == 0 ||
+			  memcmp(verb, "DELETE", 6) == 0)) &&
+	    !(wn == 7 && memcmp(verb, "REPLACE", 7) == 0))
 		return;
 	/* skip modifiers and INTO / FROM */
 	for (int k = 0; k < 6; k++) {
@@ -1080,13 +1140,17 @@ static void sql_fields(struct my_conn *c, struct event *ev, struct my_req *r, co
 		if (!ident(s, n, i + 1, &ts, &tn))
 			return;
 	}
-	if (dn)
-		ev_set_fmt(ev, "path", "%.*s.%.*s", (int)dn, (const char *)s + ds, (int)tn,
-			   (const char *)s + ts);
-	else if (c->db[0])
-		ev_set_fmt(ev, "path", "%s.%.*s", c->db, (int)tn, (const char *)s + ts);
-	else
+	r->has_path = true;
+	if (!dn && !c->db[0]) {
 		ev_set_str(ev, "path", s + ts, tn);
+		return;
+	}
+	/* "db.table": each part up to a NUL, the whole cut at 1023 bytes */
+	pn = dn ? fmt_str(path, sizeof(path), 0, s + ds, dn)
+		: fmt_str(path, sizeof(path), 0, c->db, sizeof(c->db));
+	pn = fmt_str(path, sizeof(path), pn, ".", 1);
+	pn = fmt_str(path, sizeof(path), pn, s + ts, tn);
+	ev_set_str(ev, "path", path, pn);
 }
 
 static bool want_publish(const struct my_conn *c, uint8_t cmd)
@@ -1095,12 +1159,17 @@ static bool want_publish(const struct my_conn *c, uint8_t cmd)
 	       cmd == COM_STMT_EXECUTE || cmd == COM_INIT_DB;
 }
 
+static bool is_trimmed(uint8_t ch)
+{
+	return ch == ' ' || ch == '\r' || ch == '\n' || ch == '\t';
+}
+
 /* Trim " \r\n\t" from both ends (Packetbeat's strings.Trim for `query`). */
 static void trim(const uint8_t **s, size_t *n)
 {
-	while (*n && strchr(" \r\n\t", (*s)[0]) && (*s)[0])
+	while (*n && is_trimmed((*s)[0]))
 		(*s)++, (*n)--;
-	while (*n && strchr(" \r\n\t", (*s)[*n - 1]) && (*s)[*n - 1])
+	while (*n && is_trimmed((*s)[*n - 1]))
 		(*n)--;
 }
 
@@ -1119,6 +1188,11 @@ static void request_done(struct my_conn *c, struct proto_ctx *ctx)
 			const uint8_t *s = (const uint8_t *)(c->q.p ? c->q.p : "");
 			size_t n = c->q.err ? 0 : c->q.len;
 
+			if (c->q_direct) {
+				s = c->q_direct;
+				n = c->q_direct_len;
+			}
+
 			if (c->send_request)
 				ev_set_str(ev, "request", s, n < c->max_msg ? n : c->max_msg);
 			sql_fields(c, ev, r, s, n);
@@ -1130,6 +1204,7 @@ static void request_done(struct my_conn *c, struct proto_ctx *ctx)
 		if (c->q_gap)
 			txn_add_note(ev, "Packet loss while capturing the request");
 	}
+	c->q_direct = NULL;
 	if (c->q.cap > MY_KEEP_BUF)
 		strbuf_free(&c->q);
 	strbuf_reset(&c->q);
@@ -1208,6 +1283,7 @@ static void execute_fields(struct my_conn *c, struct event *ev, const uint8_t *h
 				struct my_req tmp = {0};
 
 				sql_fields(c, ev, &tmp, (const uint8_t *)q->v.s.p, q->v.s.len);
+				c->cur.has_path = tmp.has_path;
 				ev_set_str(ev, "query", q->v.s.p, q->v.s.len);
 				return;
 			}
@@ -1225,6 +1301,7 @@ static void execute_fields(struct my_conn *c, struct event *ev, const uint8_t *h
 		size_t n = st->text_len;
 
 		sql_fields(c, ev, &tmp, s, n);
+		c->cur.has_path = tmp.has_path;
 		if (c->send_request)
 			ev_set_str(ev, "request", s, n < c->max_msg ? n : c->max_msg);
 		trim(&s, &n);
@@ -1258,6 +1335,7 @@ static int command_start(struct my_conn *c, const uint8_t *h, size_t hn, uint32_
 	c->building = true;
 	c->req_bytes = 0;
 	c->q_trunc = c->q_gap = false;
+	c->q_direct = NULL;
 	strbuf_reset(&c->q);
 	cur_init(&cu, h, hn);
 	cur_skip(&cu, 1);
@@ -1265,11 +1343,8 @@ static int command_start(struct my_conn *c, const uint8_t *h, size_t hn, uint32_
 	    cmd == COM_STMT_SEND_LONG_DATA || cmd == 0x1a /* STMT_RESET */) {
 		r->stmt_id = cur_le32(&cu);
 	}
-	if (want_publish(c, cmd)) {
-		ev = txn_new_event(ctx, &mysql_proto);
-		if (ev)
-			txn_init_event(ev, ctx->conn, r->start_ns);
-	}
+	if (want_publish(c, cmd))
+		ev = event_at(ctx, r->start_ns);
 	r->ev = ev;
 	if (cmd == COM_QUERY || cmd == COM_STMT_PREPARE) {
 		size_t skip = 1;
@@ -1296,9 +1371,20 @@ static int command_start(struct my_conn *c, const uint8_t *h, size_t hn, uint32_
 				skip = cu.err ? hn : cu.off;
 			}
 		}
+		c->dir[DIR_TO_SERVER].stream_query = hn < len;
+		if (hn == len && len < MY_MAX_PAYLOAD) {
+			/* the whole text is here, and packet_done() follows before parse()
+			 * returns: request_done() takes it in place */
+			c->q_direct = h + (skip < hn ? skip : hn);
+			c->q_direct_len = hn - (skip < hn ? skip : hn);
+			if (c->q_direct_len > c->max_query) {
+				c->q_direct_len = c->max_query;
+				c->q_trunc = true;
+			}
+			return 0;
+		}
 		if (skip < hn)
 			q_append(c, h + skip, hn - skip);
-		c->dir[DIR_TO_SERVER].stream_query = hn < len;
 		return 0;
 	}
 	if (ev) {
@@ -1443,23 +1529,19 @@ static void seq_check(struct my_conn *c, uint8_t seq)
 static void resp_begin(struct my_conn *c, uint8_t seq, struct proto_ctx *ctx)
 {
 	struct my_resp *rs = &c->rs;
-	struct my_req req;
 
 	memset(rs, 0, offsetof(struct my_resp, types));
 	rs->active = true;
 	rs->st = RS_FIRST;
 	strbuf_reset(&c->csv);
 	strbuf_reset(&c->path);
-	if (ring_pop(c, &req)) {
-		rs->req = req;
-		rs->next_seq = (uint8_t)(req.seq + 1);
+	if (ring_pop(c, &rs->req)) {
+		rs->next_seq = (uint8_t)(rs->req.seq + 1);
 	} else {
 		/* a response without a request: parsed as the answer to a query */
 		rs->unmatched = true;
 		rs->req.cmd = COM_QUERY;
-		rs->req.ev = txn_new_event(ctx, &mysql_proto);
-		if (rs->req.ev)
-			txn_init_event(rs->req.ev, ctx->conn, c->dir[DIR_TO_CLIENT].msg_ts);
+		rs->req.ev = event_at(ctx, c->dir[DIR_TO_CLIENT].msg_ts);
 		rs->next_seq = seq;
 	}
 	if (rs->req.ev)
@@ -1496,7 +1578,8 @@ static void resp_finish(struct my_conn *c, struct proto_ctx *ctx, const char *no
 		ev_set_uint(ev, "mysql.num_rows", rs->num_rows);
 		ev_set_uint(ev, "mysql.num_fields", rs->num_fields);
 		if (c->path.len && !c->path.err && rs->req.cmd != COM_STMT_PREPARE) {
-			ev_remove(ev, "path");
+			if (rs->req.has_path)
+				ev_remove(ev, "path");
 			ev_set_str(ev, "path", c->path.p, c->path.len);
 		}
 		if (c->send_response)
@@ -1559,11 +1642,26 @@ static void err_packet(struct my_conn *c, const uint8_t *h, size_t hn)
 		return;
 	ev_set_uint(ev, "mysql.error_code", code);
 	rest = cur_left(&cu);
-	if (rest >= 6 && cu.p[cu.off] == '#')
-		ev_set_fmt(ev, "mysql.error_message", "%.5s: %.*s", (const char *)cu.p + cu.off + 1,
-			   (int)(rest - 6), (const char *)cu.p + cu.off + 6);
-	else
+	if (rest >= 6 && cu.p[cu.off] == '#') {
+		/* "SQLSTATE: message", each part up to a NUL, cut at 1023 bytes (as printed
+		 * by ev_set_fmt) */
+		char msg[1024];
+		size_t n = fmt_str(msg, sizeof(msg), 0, cu.p + cu.off + 1, 5);
+
+		n = fmt_str(msg, sizeof(msg), n, ": ", 2);
+		n = fmt_str(msg, sizeof(msg), n, cu.p + cu.off + 6, rest - 6);
+		ev_set_str(ev, "mysql.error_message", msg, n);
+	} else {
 		ev_set_str(ev, "mysql.error_message", cu.p + cu.off, rest);
+	}
+}
+
+static bool bytes_eq(const char *a, const uint8_t *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((uint8_t)a[i] != b[i])
+			return false;
+	return true;
 }
 
 /* Add "schema.table" to c->path unless it is already there. */
@@ -1575,12 +1673,14 @@ static void path_add(struct my_conn *c, const uint8_t *schema, size_t ns, const 
 
 	if (len + ns + nt + 3 > MY_MAX_PATH)
 		return;
+	/* short strings (mostly one element): compared in place, no library calls */
 	while (i < len) { /* elements are separated by ", " */
-		const char *comma = memchr(p + i, ',', len - i);
-		size_t el = comma ? (size_t)(comma - (p + i)) : len - i;
+		size_t el = 0;
 
-		if (el == ns + 1 + nt && !memcmp(p + i, schema, ns) && p[i + ns] == '.' &&
-		    !memcmp(p + i + ns + 1, table, nt))
+		while (i + el < len && p[i + el] != ',')
+			el++;
+		if (el == ns + 1 + nt && bytes_eq(p + i, schema, ns) && p[i + ns] == '.' &&
+		    bytes_eq(p + i + ns + 1, table, nt))
 			return;
 		i += el + 2;
 	}
@@ -1591,52 +1691,95 @@ static void path_add(struct my_conn *c, const uint8_t *schema, size_t ns, const 
 	strbuf_append(&c->path, table, nt);
 }
 
+/* What column_def() uses of a ColumnDefinition41. */
+struct my_coldef {
+	bool names_ok; /* catalog .. name parsed */
+	bool types_ok; /* org_name and the fixed fields too */
+	const uint8_t *schema, *table, *name;
+	size_t nschema, ntable, nname;
+	uint8_t type;
+	uint16_t flags;
+};
+
+/* A string with a one-byte length at h[*off] that is all in h[0..hn): its offset,
+ * and *off moved past it; 0 when it is not that. */
+static inline size_t short_str(const uint8_t *h, size_t hn, size_t *off)
+{
+	size_t o = *off;
+
+	if (o >= hn || h[o] >= 0xfb || hn - o - 1 < h[o])
+		return 0;
+	*off = o + 1 + h[o];
+	return o + 1;
+}
+
+/* The fields of a column definition in h[0..hn). The usual one (six strings with
+ * one-byte lengths, then the fixed fields behind their one-byte length 0x0c) is read
+ * in place; anything else through the cursor, which stops at the first field that
+ * does not fit. */
+static void coldef_parse(const uint8_t *h, size_t hn, struct my_coldef *d)
+{
+	const uint8_t *sp;
+	size_t off = 0, sch, tab, nam, sn;
+	struct cursor cu;
+
+	if (short_str(h, hn, &off) && (sch = short_str(h, hn, &off)) &&
+	    (tab = short_str(h, hn, &off)) && short_str(h, hn, &off) &&
+	    (nam = short_str(h, hn, &off)) && short_str(h, hn, &off) && hn - off >= 10 &&
+	    h[off] < 0xfb) {
+		d->names_ok = d->types_ok = true;
+		d->schema = h + sch, d->nschema = h[sch - 1];
+		d->table = h + tab, d->ntable = h[tab - 1];
+		d->name = h + nam, d->nname = h[nam - 1];
+		d->type = h[off + 7];                                /* len, charset:2, length:4 */
+		d->flags = (uint16_t)(h[off + 8] | h[off + 9] << 8); /* then flags:le16 */
+		return;
+	}
+	memset(d, 0, sizeof(*d));
+	cur_init(&cu, h, hn);
+	cur_lenstr(&cu, &sp, &sn); /* catalog */
+	cur_lenstr(&cu, &d->schema, &d->nschema);
+	cur_lenstr(&cu, &d->table, &d->ntable);
+	cur_lenstr(&cu, &sp, &sn); /* org_table */
+	cur_lenstr(&cu, &d->name, &d->nname);
+	if (cu.err)
+		return;
+	d->names_ok = true;
+	cur_lenstr(&cu, &sp, &sn); /* org_name */
+	cur_lenenc(&cu);           /* length of the fixed fields */
+	cur_skip(&cu, 2 + 4);
+	d->type = cur_u8(&cu);
+	d->flags = cur_le16(&cu);
+	d->types_ok = !cu.err;
+}
+
 /* A column definition (Protocol::ColumnDefinition41). */
 static void column_def(struct my_conn *c, const uint8_t *h, size_t hn)
 {
 	struct my_resp *rs = &c->rs;
-	const uint8_t *cat, *schema, *table, *org, *name;
-	size_t ncat, nschema, ntable, norg, nname;
-	struct cursor cu;
-	uint8_t type;
-	uint16_t flags;
+	struct my_coldef cd;
 
-	cur_init(&cu, h, hn);
-	cur_lenstr(&cu, &cat, &ncat);
-	cur_lenstr(&cu, &schema, &nschema);
-	cur_lenstr(&cu, &table, &ntable);
-	cur_lenstr(&cu, &org, &norg);
-	cur_lenstr(&cu, &name, &nname);
-	if (cu.err) {
+	coldef_parse(h, hn, &cd);
+	if (!cd.names_ok) {
 		rs->types_ok = false;
 		return;
 	}
 	if (!rs->first_set_done || rs->req.cmd == COM_STMT_PREPARE) {
 		/* Packetbeat's path: distinct "schema.table" of the columns, ", "-joined
 		 * (a PREPARE's is only remembered for its EXECUTEs, not published) */
-		if (ntable)
-			path_add(c, schema, nschema, table, ntable);
+		if (cd.ntable)
+			path_add(c, cd.schema, cd.nschema, cd.table, cd.ntable);
 		rs->defs_named++;
 		if (c->send_response) /* a PREPARE's names are remembered, not published */
-			csv_field(c, name, nname, rs->num_fields - rs->ndefs == 0, false);
+			csv_field(c, cd.name, cd.nname, rs->num_fields - rs->ndefs == 0, false);
 	}
-	{
-		const uint8_t *on;
-		size_t non;
-
-		cur_lenstr(&cu, &on, &non);
-	}
-	cur_lenenc(&cu); /* length of the fixed fields */
-	cur_skip(&cu, 2 + 4);
-	type = cur_u8(&cu);
-	flags = cur_le16(&cu);
-	if (cu.err) {
+	if (!cd.types_ok) {
 		rs->types_ok = false;
 		return;
 	}
 	if (rs->ntypes < MY_MAX_TYPED) {
-		rs->types[rs->ntypes] = type;
-		rs->uns[rs->ntypes] = (flags & FLAG_UNSIGNED) != 0;
+		rs->types[rs->ntypes] = cd.type;
+		rs->uns[rs->ntypes] = (cd.flags & FLAG_UNSIGNED) != 0;
 		rs->ntypes++;
 	} else {
 		rs->types_ok = false;
@@ -1861,6 +2004,42 @@ static void first_packet(struct my_conn *c, const uint8_t *h, size_t hn, uint32_
 	rs->finish = true; /* STATISTICS string, or anything else: one packet */
 }
 
+/* Is the row arriving now rendered into `response` (else it is only counted)? */
+static bool row_renders(const struct my_conn *c)
+{
+	return !c->rs.first_set_done && c->send_response && c->rs.rendered < c->max_rows &&
+	       !c->rs.csv_full;
+}
+
+/* A parameter or column definition of a PREPARE response (RS_PREP_PARAMS/COLS). */
+static void prep_def(struct my_conn *c, const uint8_t *h, size_t hn)
+{
+	struct my_resp *rs = &c->rs;
+
+	if (hn && h[0] == 0xff) {
+		err_packet(c, h, hn);
+		rs->finish = true;
+		return;
+	}
+	if (rs->st == RS_PREP_COLS)
+		column_def(c, h, hn); /* remembered for the EXECUTEs */
+	if (--rs->ndefs)
+		return;
+	rs->st = RS_PREP_EOF;
+	if (c->eofm == EOFM_DEPRECATED && rs->prep_ncols) {
+		rs->st = RS_PREP_COLS;
+		rs->ndefs = rs->prep_ncols;
+		rs->prep_ncols = 0;
+	} else if (c->eofm == EOFM_DEPRECATED) {
+		rs->finish = true;
+	} else if (c->eofm == EOFM_UNKNOWN && !rs->prep_ncols) {
+		/* an EOF may or may not follow: finish now, accept it later */
+		rs->finish = true;
+		c->opt_eof = true;
+		c->opt_eof_seq = rs->next_seq;
+	}
+}
+
 /* Head of a server packet that is part of the current response. */
 static void response_packet(struct my_conn *c, const uint8_t *h, size_t hn, uint32_t len)
 {
@@ -1907,41 +2086,18 @@ static void response_packet(struct my_conn *c, const uint8_t *h, size_t hn, uint
 			rs->finish = true;
 			return;
 		}
-		if (!rs->first_set_done) {
-			if (c->send_response && rs->rendered < c->max_rows && !rs->csv_full) {
-				rs->rendered++;
-				if (rs->binary)
-					binary_row(c, h, hn);
-				else
-					text_row(c, h, hn);
-			}
+		if (row_renders(c)) {
+			rs->rendered++;
+			if (rs->binary)
+				binary_row(c, h, hn);
+			else
+				text_row(c, h, hn);
 		}
 		rs->num_rows++;
 		return;
 	case RS_PREP_PARAMS:
 	case RS_PREP_COLS:
-		if (b0 == 0xff) {
-			err_packet(c, h, hn);
-			rs->finish = true;
-			return;
-		}
-		if (rs->st == RS_PREP_COLS)
-			column_def(c, h, hn); /* remembered for the EXECUTEs */
-		if (--rs->ndefs)
-			return;
-		rs->st = RS_PREP_EOF;
-		if (c->eofm == EOFM_DEPRECATED && rs->prep_ncols) {
-			rs->st = RS_PREP_COLS;
-			rs->ndefs = rs->prep_ncols;
-			rs->prep_ncols = 0;
-		} else if (c->eofm == EOFM_DEPRECATED) {
-			rs->finish = true;
-		} else if (c->eofm == EOFM_UNKNOWN && !rs->prep_ncols) {
-			/* an EOF may or may not follow: finish now, accept it later */
-			rs->finish = true;
-			c->opt_eof = true;
-			c->opt_eof_seq = rs->next_seq;
-		}
+		prep_def(c, h, hn);
 		return;
 	case RS_PREP_EOF:
 		if (is_eof(b0, len)) {
@@ -1964,7 +2120,7 @@ static void response_packet(struct my_conn *c, const uint8_t *h, size_t hn, uint
 		rs->st = RS_PREP_COLS;
 		rs->ndefs = rs->prep_ncols;
 		rs->prep_ncols = 0;
-		response_packet(c, h, hn, len);
+		prep_def(c, h, hn);
 		return;
 	case RS_UNTIL_OK:
 		if (b0 == 0x00) {
@@ -2060,8 +2216,9 @@ static int client_packet(struct my_conn *c, uint8_t seq, uint32_t len, const uin
 	return command_start(c, h, hn, len, seq, ctx);
 }
 
-/* The logical packet in `dir` is complete. */
-static void packet_done(struct my_conn *c, enum proto_dir dir, struct proto_ctx *ctx)
+/* The logical packet in `dir` is complete. Inlined in the packet loop: most packets
+ * complete neither a request nor a response. */
+static inline void packet_done(struct my_conn *c, enum proto_dir dir, struct proto_ctx *ctx)
 {
 	c->dir[dir].stream_query = false;
 	c->dir[dir].ts_set = false;
@@ -2131,6 +2288,39 @@ static bool junk_tail(const struct my_conn *c, const struct my_dir *d, const str
 	return !d->synced && d->skipped && d->skip_ts == ctx->ts && c->phase != PH_GREETED;
 }
 
+/* The packets of the active response that are whole in p[0..n) and fit a head (the
+ * body of a result set, mostly), from a synced server in the command phase: what the
+ * packet loop, server_packet() and want_head() would do for them, in fewer steps.
+ * (The server direction's msg_ts only dates a response's first packet: not kept.)
+ * Returns the bytes consumed. */
+static size_t response_run(struct my_conn *c, const uint8_t *p, size_t n, struct proto_ctx *ctx)
+{
+	struct my_dir *d = &c->dir[DIR_TO_CLIENT];
+	size_t off = 0;
+
+	while (c->rs.active && n - off >= MY_HDR) {
+		uint32_t plen =
+		    (uint32_t)p[off] | (uint32_t)p[off + 1] << 8 | (uint32_t)p[off + 2] << 16;
+		uint8_t seq = p[off + 3];
+
+		if (plen > c->max_head || plen == MY_MAX_PAYLOAD || n - off - MY_HDR < plen)
+			break;
+		seq_check(c, seq);
+		if (c->rs.st == RS_ROWS && plen && p[off + MY_HDR] != 0xfe &&
+		    p[off + MY_HDR] != 0xff && !row_renders(c))
+			c->rs.num_rows++; /* a row only counted: all response_packet() does */
+		else
+			response_packet(c, p + off + MY_HDR, plen, plen);
+		d->seq = seq;
+		d->cont = false;
+		d->pkt_left = 0;
+		c->rs.bytes += MY_HDR + plen;
+		off += MY_HDR + plen;
+		packet_done(c, DIR_TO_CLIENT, ctx);
+	}
+	return off;
+}
+
 static struct parse_result mysql_parse(void *conn, enum proto_dir dir, const uint8_t *data,
 				       size_t len, struct proto_ctx *ctx)
 {
@@ -2170,6 +2360,15 @@ static struct parse_result mysql_parse(void *conn, enum proto_dir dir, const uin
 				break;
 			}
 			continue;
+		}
+		if (dir == DIR_TO_CLIENT && c->rs.active && d->synced && !d->want_cont &&
+		    (c->phase == PH_CMD || c->phase == PH_UNKNOWN)) {
+			size_t n = response_run(c, data + off, len - off, ctx);
+
+			if (n) {
+				off += n;
+				continue;
+			}
 		}
 		if (!d->ts_set) {
 			d->msg_ts = ctx->ts;
@@ -2276,7 +2475,8 @@ static void *mysql_conn_new(const struct conn_info *info)
 	c->send_response = cfg && cfg->send_response;
 	pend = cfg && cfg->max_pending ? cfg->max_pending : MY_DEF_MAX_PENDING;
 	c->ring_cap = pend < MY_MAX_RING ? pend : MY_MAX_RING;
-	c->ring = hb_calloc(c->ring_cap, sizeof(*c->ring));
+	/* entries are written by ring_push() before anything reads them: not cleared */
+	c->ring = hb_malloc(c->ring_cap * sizeof(*c->ring));
 	if (!c->ring) {
 		hb_free(c);
 		return NULL;

@@ -181,6 +181,7 @@ struct pg_resp {
 	struct strbuf csv;
 	bool csv_full;
 	uint8_t binary[(PG_MAX_COLS + 7) / 8]; /* result columns in binary format */
+	bool any_binary;                       /* a bit of binary[] is set */
 	/* the DataRow being streamed */
 	enum pg_row_phase phase;
 	bool row_export;
@@ -230,15 +231,20 @@ static void count(struct metric **m, const char *name, uint64_t n)
 
 /* ---- message types ------------------------------------------------------------ */
 
-static bool client_type(uint8_t t)
-{
-	return t && strchr("BCdcfDEHFPpQSX", t) != NULL;
-}
+/* Message types each side may send: "BCdcfDEHFPpQSX" (client), "123AcCdDEGHIKnNRsStTVvWZ"
+ * (server). Tables: the header of every message is judged against them. */
+static const bool pg_client_types[256] = {
+    ['B'] = true, ['C'] = true, ['d'] = true, ['c'] = true, ['f'] = true,
+    ['D'] = true, ['E'] = true, ['H'] = true, ['F'] = true, ['P'] = true,
+    ['p'] = true, ['Q'] = true, ['S'] = true, ['X'] = true,
+};
 
-static bool server_type(uint8_t t)
-{
-	return t && strchr("123AcCdDEGHIKnNRsStTVvWZ", t) != NULL;
-}
+static const bool pg_server_types[256] = {
+    ['1'] = true, ['2'] = true, ['3'] = true, ['A'] = true, ['c'] = true, ['C'] = true,
+    ['d'] = true, ['D'] = true, ['E'] = true, ['G'] = true, ['H'] = true, ['I'] = true,
+    ['K'] = true, ['n'] = true, ['N'] = true, ['R'] = true, ['s'] = true, ['S'] = true,
+    ['t'] = true, ['T'] = true, ['V'] = true, ['v'] = true, ['W'] = true, ['Z'] = true,
+};
 
 /* Exact length of fixed-size messages, 0 when variable. Used to judge a header
  * while resyncing. */
@@ -255,16 +261,28 @@ static uint32_t fixed_len(enum proto_dir dir, uint8_t t)
 
 /* ---- small text helpers ---------------------------------------------------- */
 
+/* ' ', \t \n \v \f \r (9..13) */
 static bool is_space(uint8_t ch)
 {
-	return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\v' || ch == '\f';
+	return ch == ' ' || (ch >= '\t' && ch <= '\r');
+}
+
+/* [A-Za-z0-9_] */
+static bool is_ascii_ident(uint8_t ch)
+{
+	return (uint8_t)((ch | 0x20) - 'a') < 26 || (uint8_t)(ch - '0') < 10 || ch == '_';
 }
 
 static bool is_ident(uint8_t ch)
 {
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-	       ch == '_' || ch >= 0x80;
+	return ch >= 0x80 || is_ascii_ident(ch);
 }
+
+/* Bytes next_statement() has to look at: the separator and what opens a quoted
+ * string, a dollar quote or a comment. The rest is passed over in a tight loop. */
+static const bool pg_stmt_special[256] = {
+    [';'] = true, ['\''] = true, ['"'] = true, ['$'] = true, ['-'] = true, ['/'] = true,
+};
 
 static struct span span_trim(struct span s)
 {
@@ -340,10 +358,16 @@ static bool next_statement(const uint8_t *p, size_t n, size_t *pos, struct span 
 	while (*pos < n) {
 		size_t i = *pos, start = i;
 
-		while (i < n && p[i] != ';') {
-			uint8_t ch = p[i];
-			size_t j = skip_comment(p, n, i);
+		for (;;) {
+			uint8_t ch;
+			size_t j;
 
+			while (i < n && !pg_stmt_special[p[i]])
+				i++;
+			if (i == n || p[i] == ';')
+				break;
+			ch = p[i];
+			j = skip_comment(p, n, i);
 			if (j != i) {
 				i = j;
 			} else if (ch == '\'' || ch == '"') {
@@ -393,12 +417,17 @@ static bool next_statement(const uint8_t *p, size_t n, size_t *pos, struct span 
  * Returns its length (0 = none). */
 static size_t sql_verb(const uint8_t *p, size_t n, char buf[PG_VERB_MAX])
 {
-	size_t i = skip_blank(p, n, 0), k = 0;
+	size_t i = n && is_ascii_ident(p[0]) ? 0 : skip_blank(p, n, 0), k = 0;
 
-	while (i < n && k < PG_VERB_MAX - 1 && is_ident(p[i]) && p[i] < 0x80) {
-		uint8_t ch = p[i++];
+	for (; i < n && k < PG_VERB_MAX - 1; i++, k++) {
+		uint8_t ch = p[i], up = ch & 0xdf;
 
-		buf[k++] = (char)(ch >= 'a' && ch <= 'z' ? ch - 32 : ch);
+		if ((uint8_t)(up - 'A') < 26)
+			buf[k] = (char)up; /* a letter */
+		else if ((uint8_t)(ch - '0') < 10 || ch == '_')
+			buf[k] = (char)ch;
+		else
+			break;
 	}
 	buf[k] = '\0';
 	return k;
@@ -657,7 +686,7 @@ static void expire_old(struct pg_conn *c, struct proto_ctx *ctx)
 {
 	struct event *ev;
 
-	while ((ev = txn_fifo_peek(&c->fifo)) && ctx->ts > ev->start_ns &&
+	while ((ev = c->fifo.head) && ctx->ts > ev->start_ns &&
 	       ctx->ts - ev->start_ns > c->timeout) {
 		txn_fifo_pop(&c->fifo);
 		batch_event_gone(c);
@@ -667,12 +696,44 @@ static void expire_old(struct pg_conn *c, struct proto_ctx *ctx)
 
 /* ---- requests ------------------------------------------------------------------- */
 
+/* "method" is set on pgsql events only here, always with this key: has_method() finds
+ * it by pointer instead of comparing every key's text. */
+static const char pg_key_method[] = "method";
+
+static bool has_method(const struct event *ev)
+{
+	for (size_t i = 0; i < ev->nfields; i++)
+		if (ev->fields[i].key == pg_key_method)
+			return true;
+	return false;
+}
+
+/* The verb of text[0..n) (a statement or a CommandComplete tag) as method. */
+static void set_method(struct event *ev, const uint8_t *text, size_t n)
+{
+	char verb[PG_VERB_MAX];
+	size_t k = sql_verb(text, n, verb);
+
+	if (k)
+		ev_set_str(ev, pg_key_method, verb, k);
+}
+
+/* A transaction event from the pool, starting at ts (txn_new_event() gave it the
+ * connection's tuple and the packet's time). */
+static struct event *event_at(struct proto_ctx *ctx, uint64_t ts)
+{
+	struct event *ev = txn_new_event(ctx, &pgsql_proto);
+
+	if (ev)
+		ev->ts = ev->start_ns = ts;
+	return ev;
+}
+
 /* One pending transaction for `text` (NULL = unknown) in batch b. */
 static void request_new(struct pg_conn *c, struct pg_batch *b, const uint8_t *text, size_t n,
 			bool have_text, uint64_t ts, uint64_t bytes, struct proto_ctx *ctx)
 {
 	struct event *ev;
-	char verb[PG_VERB_MAX];
 
 	b->ts = ts;
 	b->bytes = bytes;
@@ -681,17 +742,15 @@ static void request_new(struct pg_conn *c, struct pg_batch *b, const uint8_t *te
 		b->more = true;
 		return;
 	}
-	ev = txn_new_event(ctx, &pgsql_proto);
+	ev = event_at(ctx, ts);
 	if (!ev) {
 		b->more = true;
 		return;
 	}
-	txn_init_event(ev, ctx->conn, ts);
 	ev->client_bytes = bytes;
 	ev->has_client_bytes = true;
 	if (have_text) {
-		if (sql_verb(text, n, verb))
-			ev_set_strz(ev, "method", verb);
+		set_method(ev, text, n);
 		ev_set_str(ev, "query", text, n);
 		if (c->send_request)
 			ev_set_str(ev, "request", text, n < c->max_msg ? n : c->max_msg);
@@ -823,7 +882,9 @@ static void resp_reset(struct pg_resp *rs)
 	rs->bytes = rs->rows = rs->rows_kept = 0;
 	rs->nfields = 0;
 	strbuf_reset(&rs->csv);
-	memset(rs->binary, 0, sizeof(rs->binary));
+	if (rs->any_binary) /* 208 bytes: cleared only when used */
+		memset(rs->binary, 0, sizeof(rs->binary));
+	rs->any_binary = false;
 }
 
 static void resp_open(struct pg_conn *c, uint64_t ts, struct proto_ctx *ctx)
@@ -843,21 +904,31 @@ struct pg_done {
 	const char *note;
 };
 
+/* Does a CommandComplete tag starting with verb p[0..n) end in a row count? */
+static bool tag_verb_counts(const uint8_t *p, size_t n)
+{
+	switch (n) {
+	case 4:
+		return memcmp(p, "MOVE", 4) == 0 || memcmp(p, "COPY", 4) == 0;
+	case 5:
+		return memcmp(p, "MERGE", 5) == 0 || memcmp(p, "FETCH", 5) == 0;
+	case 6:
+		return memcmp(p, "SELECT", 6) == 0 || memcmp(p, "INSERT", 6) == 0 ||
+		       memcmp(p, "UPDATE", 6) == 0 || memcmp(p, "DELETE", 6) == 0;
+	default:
+		return false;
+	}
+}
+
 /* "SELECT 4" / "INSERT 0 1" / "COPY 3": the trailing row count, when the verb has one. */
 static bool tag_rows(struct span tag, uint64_t *rows)
 {
-	static const char *const verbs[] = {"SELECT", "INSERT", "UPDATE", "DELETE",
-					    "MERGE",  "FETCH",  "MOVE",   "COPY"};
 	size_t sp = 0, i;
 	uint64_t v = 0;
-	bool known = false;
 
 	while (sp < tag.n && tag.p[sp] != ' ')
 		sp++;
-	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		if (strlen(verbs[i]) == sp && memcmp(tag.p, verbs[i], sp) == 0)
-			known = true;
-	if (!known || sp == tag.n)
+	if (!tag_verb_counts(tag.p, sp) || sp == tag.n)
 		return false;
 	i = tag.n;
 	while (i > sp && tag.p[i - 1] >= '0' && tag.p[i - 1] <= '9')
@@ -883,16 +954,13 @@ static void resp_complete(struct pg_conn *c, const struct pg_done *dn, struct pr
 	if (b && b->nev && (ev = txn_fifo_pop(&c->fifo)) != NULL) {
 		b->nev--;
 	} else if (b && b->more) {
-		ev = txn_new_event(ctx, &pgsql_proto);
+		ev = event_at(ctx, b->ts);
 		if (ev) {
-			txn_init_event(ev, ctx->conn, b->ts);
 			ev->client_bytes = b->bytes;
 			ev->has_client_bytes = true;
 		}
 	} else {
-		ev = txn_new_event(ctx, &pgsql_proto);
-		if (ev)
-			txn_init_event(ev, ctx->conn, rs->ts);
+		ev = event_at(ctx, rs->ts);
 		unmatched = true;
 	}
 	metric_inc(ctx->stats->messages);
@@ -901,13 +969,10 @@ static void resp_complete(struct pg_conn *c, const struct pg_done *dn, struct pr
 	ev->end_ns = rs->ts;
 	ev->server_bytes = rs->bytes;
 	ev->has_server_bytes = true;
-	if (dn->type == 'C')
+	if (dn->type == 'C') {
 		tag_rows(dn->tag, &rows);
-	if (dn->type == 'C' && !ev_find(ev, "method")) {
-		char verb[PG_VERB_MAX];
-
-		if (sql_verb(dn->tag.p, dn->tag.n, verb))
-			ev_set_strz(ev, "method", verb);
+		if (!has_method(ev))
+			set_method(ev, dn->tag.p, dn->tag.n);
 	}
 	ev_set_uint(ev, "pgsql.num_rows", rows);
 	ev_set_uint(ev, "pgsql.num_fields", rs->nfields);
@@ -976,6 +1041,8 @@ static void on_row_description(struct pg_conn *c, struct span body)
 		return; /* a second description in one response: keep the first */
 	rs->have_fields = true;
 	rs->nfields = n;
+	if (!c->send_response)
+		return; /* names and formats only serve the exported rows */
 	for (i = 0; i < n; i++) {
 		struct span name;
 		uint16_t fmt;
@@ -986,12 +1053,13 @@ static void on_row_description(struct pg_conn *c, struct span body)
 		fmt = cur_be16(&cur);
 		if (cur.err)
 			break;
-		if (fmt && i < PG_MAX_COLS)
+		if (fmt && i < PG_MAX_COLS) {
 			rs->binary[i / 8] |= (uint8_t)(1u << (i % 8));
-		if (c->send_response)
-			csv_field(c, name.p, name.n, true, i == 0);
+			rs->any_binary = true;
+		}
+		csv_field(c, name.p, name.n, true, i == 0);
 	}
-	if (c->send_response && n)
+	if (n)
 		csv_put(c, "\n", 1);
 }
 
@@ -1041,12 +1109,60 @@ static void row_end(struct pg_conn *c)
 	c->rs.phase = ROW_END;
 }
 
+/* A DataRow whose body is all in `in` and of which nothing is exported: its framing is
+ * checked (and a bad one counted) exactly as the column-by-column path of row_step()
+ * would, without its state machine. */
+static void row_skim(struct pg_conn *c, struct pg_dir *d, struct cursor *in)
+{
+	const uint8_t *p = in->p + in->off;
+	size_t left = (size_t)d->left, off = 2;
+	unsigned ncols;
+	bool bad = false;
+
+	if (left < 2) {
+		off = 0;
+		bad = true;
+		goto out;
+	}
+	ncols = (unsigned)p[0] << 8 | p[1];
+	for (unsigned col = 0; col < ncols; col++) {
+		int32_t vlen;
+
+		if (left - off < 4) {
+			bad = true; /* the body ends inside the row */
+			break;
+		}
+		vlen = (int32_t)((uint32_t)p[off] << 24 | (uint32_t)p[off + 1] << 16 |
+				 (uint32_t)p[off + 2] << 8 | p[off + 3]);
+		off += 4;
+		if (vlen < -1 || (vlen > 0 && (size_t)vlen > left - off)) {
+			bad = true;
+			break;
+		}
+		if (vlen > 0)
+			off += (size_t)vlen;
+	}
+	if (!bad && left > off) /* bytes after the last column */
+		bad = true;
+out:
+	if (bad)
+		count(&c->m_malformed, "pgsql.malformed_messages", 1);
+	row_end(c);
+	cur_skip(in, off);
+	d->left = left - off;
+	d->state = d->left ? PS_SKIP : PS_HDR;
+}
+
 /* Stream the DataRow body. Returns false with *needed set when a column header
  * is incomplete. */
 static bool row_step(struct pg_conn *c, struct pg_dir *d, struct cursor *in, size_t *needed)
 {
 	struct pg_resp *rs = &c->rs;
 
+	if (rs->phase == ROW_NCOLS && !rs->row_export && cur_left(in) >= d->left) {
+		row_skim(c, d, in);
+		return true;
+	}
 	while (d->left && rs->phase != ROW_END) {
 		size_t avail = cur_left(in);
 		int32_t vlen;
@@ -1242,7 +1358,6 @@ static void server_message(struct pg_conn *c, struct pg_dir *d, uint8_t t, struc
 			ready_for_query(c, ctx);
 		return;
 	}
-	memset(&dn, 0, sizeof(dn));
 	switch (t) {
 	case 'T':
 	case 'D':
@@ -1284,20 +1399,26 @@ static void server_message(struct pg_conn *c, struct pg_dir *d, uint8_t t, struc
 		c->rs.row_len = 0;
 		d->state = PS_ROW;
 		return;
-	case 'C':
+	case 'C': {
+		const uint8_t *z = memchr(body.p, 0, body.n);
+
+		memset(&dn, 0, sizeof(dn));
 		dn.type = 'C';
 		dn.tag = body;
-		if (memchr(body.p, 0, body.n))
-			dn.tag.n = (size_t)((const uint8_t *)memchr(body.p, 0, body.n) - body.p);
+		if (z)
+			dn.tag.n = (size_t)(z - body.p);
 		resp_complete(c, &dn, ctx);
 		return;
+	}
 	case 'E':
+		memset(&dn, 0, sizeof(dn));
 		dn.type = 'E';
 		parse_error_fields(body, &dn);
 		resp_complete(c, &dn, ctx);
 		return;
 	case 'I':
 	case 's':
+		memset(&dn, 0, sizeof(dn));
 		dn.type = t;
 		resp_complete(c, &dn, ctx);
 		return;
@@ -1389,7 +1510,7 @@ static enum parse_status parse_header(struct pg_conn *c, enum proto_dir dir, str
 	}
 	t = p[0];
 	len = (uint64_t)p[1] << 24 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 8 | p[4];
-	if (!(dir == DIR_TO_SERVER ? client_type(t) : server_type(t)) || len < 4 ||
+	if (!(dir == DIR_TO_SERVER ? pg_client_types[t] : pg_server_types[t]) || len < 4 ||
 	    len > c->max_message_length ||
 	    (!d->synced && fixed_len(dir, t) && len != fixed_len(dir, t))) {
 		if (d->synced) {

@@ -136,19 +136,40 @@ enum redis_cmd {
 	CMD_RESET,
 };
 
-/* Lower-case confirmation kinds, indexed by enum redis_cmd. */
-static const char *const pubsub_kind[] = {
-    [CMD_SUBSCRIBE] = "subscribe",       [CMD_PSUBSCRIBE] = "psubscribe",
-    [CMD_SSUBSCRIBE] = "ssubscribe",     [CMD_UNSUBSCRIBE] = "unsubscribe",
-    [CMD_PUNSUBSCRIBE] = "punsubscribe", [CMD_SUNSUBSCRIBE] = "sunsubscribe",
+/* A command name in upper case with its length: every request is looked up in the
+ * tables below, which are sorted by length (a lookup stops at the first longer name). */
+struct redis_name {
+	const char *s;
+	uint8_t len;
+	uint8_t kind; /* enum redis_cmd */
+};
+
+/* s, its length: the first two members of a struct redis_name initializer */
+#define REDIS_NAME(s) s, sizeof(s) - 1
+
+/* Commands handled apart (pub/sub confirmations are these names in lower case). */
+static const struct redis_name special_cmds[] = {
+    {REDIS_NAME("RESET"), CMD_RESET},
+    {REDIS_NAME("MONITOR"), CMD_MONITOR},
+    {REDIS_NAME("SUBSCRIBE"), CMD_SUBSCRIBE},
+    {REDIS_NAME("PSUBSCRIBE"), CMD_PSUBSCRIBE},
+    {REDIS_NAME("SSUBSCRIBE"), CMD_SSUBSCRIBE},
+    {REDIS_NAME("UNSUBSCRIBE"), CMD_UNSUBSCRIBE},
+    {REDIS_NAME("PUNSUBSCRIBE"), CMD_PUNSUBSCRIBE},
+    {REDIS_NAME("SUNSUBSCRIBE"), CMD_SUNSUBSCRIBE},
 };
 
 /* Container commands whose first argument is a subcommand: method = both words
  * ("CONFIG GET"), resource = the next word (Packetbeat knows CLIENT, CONFIG, DEBUG
  * and SCRIPT; the newer containers are added). */
-static const char *const two_word_cmds[] = {
-    "ACL",     "CLIENT", "CLUSTER", "COMMAND", "CONFIG", "DEBUG", "FUNCTION",
-    "LATENCY", "MEMORY", "MODULE",  "SCRIPT",  "XGROUP", "XINFO",
+static const struct redis_name two_word_cmds[] = {
+    {REDIS_NAME("ACL"), CMD_OTHER},      {REDIS_NAME("DEBUG"), CMD_OTHER},
+    {REDIS_NAME("XINFO"), CMD_OTHER},    {REDIS_NAME("CLIENT"), CMD_OTHER},
+    {REDIS_NAME("CONFIG"), CMD_OTHER},   {REDIS_NAME("MEMORY"), CMD_OTHER},
+    {REDIS_NAME("MODULE"), CMD_OTHER},   {REDIS_NAME("SCRIPT"), CMD_OTHER},
+    {REDIS_NAME("XGROUP"), CMD_OTHER},   {REDIS_NAME("CLUSTER"), CMD_OTHER},
+    {REDIS_NAME("COMMAND"), CMD_OTHER},  {REDIS_NAME("LATENCY"), CMD_OTHER},
+    {REDIS_NAME("FUNCTION"), CMD_OTHER},
 };
 
 enum redis_state {
@@ -193,6 +214,8 @@ struct redis_dir {
 	bool txt_cut; /* the cap cut the text */
 	unsigned nwords;
 	size_t w_start[REDIS_WORDS], w_end[REDIS_WORDS];
+	/* Last, and not cleared by redis_conn_new(): a frame is written whole when it
+	 * is pushed, before anything reads it (1.5 KiB a direction not to memset). */
 	struct redis_frame stack[REDIS_MAX_DEPTH_CAP];
 };
 
@@ -217,8 +240,8 @@ struct redis_conn {
 	bool monitor;       /* after MONITOR's +OK */
 	uint8_t absorb_cmd; /* further confirmations of this command are pushes */
 	uint64_t absorb_left;
-	struct redis_dir dir[2];
 	struct metric *m_pushes, *m_monitor, *m_resync, *m_lost;
+	struct redis_dir dir[2]; /* last: see redis_dir.stack */
 };
 
 /* ---- small helpers -------------------------------------------------------------- */
@@ -243,8 +266,29 @@ static bool mem_ieq(const char *a, size_t n, const char *z)
 	return true;
 }
 
-/* Signed decimal "-1", "42"; no sign-only, no overflow past `max`. */
-static bool parse_i64(const uint8_t *p, size_t n, int64_t max, int64_t *out)
+/* m[0..n) is the upper-case name z, ignoring case. */
+static bool name_is(const char *m, size_t n, const struct redis_name *z)
+{
+	if (n != z->len)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (uc((uint8_t)m[i]) != (uint8_t)z->s[i])
+			return false;
+	return true;
+}
+
+/* The entry of tab[0..k) (sorted by length) named m[0..n) (any case), or NULL. */
+static const struct redis_name *name_find(const struct redis_name *tab, size_t k, const char *m,
+					  size_t n)
+{
+	for (size_t i = 0; i < k && tab[i].len <= n; i++)
+		if (tab[i].len == n && name_is(m, n, &tab[i]))
+			return &tab[i];
+	return NULL;
+}
+
+/* Signed decimal "-1", "42"; no sign-only, no overflow past INT64_MAX. */
+static inline bool parse_i64(const uint8_t *p, size_t n, int64_t *out)
 {
 	bool neg = false;
 	int64_t v = 0;
@@ -256,12 +300,20 @@ static bool parse_i64(const uint8_t *p, size_t n, int64_t max, int64_t *out)
 	}
 	if (i == n)
 		return false;
-	for (; i < n; i++) {
-		if (p[i] < '0' || p[i] > '9')
-			return false;
-		if (v > (max - (p[i] - '0')) / 10)
-			return false;
-		v = v * 10 + (p[i] - '0');
+	if (n - i <= 18) { /* 18 digits cannot overflow: no check per digit */
+		for (; i < n; i++) {
+			if ((uint8_t)(p[i] - '0') > 9)
+				return false;
+			v = v * 10 + (p[i] - '0');
+		}
+	} else {
+		for (; i < n; i++) {
+			if ((uint8_t)(p[i] - '0') > 9)
+				return false;
+			if (v > (INT64_MAX - (p[i] - '0')) / 10)
+				return false;
+			v = v * 10 + (p[i] - '0');
+		}
 	}
 	*out = neg ? -v : v;
 	return true;
@@ -274,7 +326,7 @@ static bool is_resp_type(uint8_t ch)
 
 /* ---- the rendered text ------------------------------------------------------------ */
 
-static void txt_put(struct redis_dir *d, const void *p, size_t n)
+static inline void txt_put(struct redis_dir *d, const void *p, size_t n)
 {
 	size_t room;
 
@@ -351,7 +403,11 @@ static struct redis_pend ring_pop(struct redis_conn *c)
 static void expire_old(struct redis_conn *c, struct proto_ctx *ctx)
 {
 	size_t before = c->fifo.len;
+	const struct event *head = c->fifo.head;
 
+	/* the oldest request decides: nothing to do unless it has timed out */
+	if (!head || !(ctx->ts > head->start_ns && ctx->ts - head->start_ns > c->timeout))
+		return;
 	txn_fifo_expire(&c->fifo, ctx, c->timeout, "Unmatched request");
 	for (size_t i = c->fifo.len; i < before; i++) {
 		ring_pop(c);
@@ -372,14 +428,10 @@ static void flush_pending(struct redis_conn *c, struct proto_ctx *ctx)
 
 static enum redis_cmd cmd_kind(const char *m, size_t n)
 {
-	for (int k = CMD_SUBSCRIBE; k <= CMD_SUNSUBSCRIBE; k++)
-		if (mem_ieq(m, n, pubsub_kind[k]))
-			return (enum redis_cmd)k;
-	if (mem_ieq(m, n, "MONITOR"))
-		return CMD_MONITOR;
-	if (mem_ieq(m, n, "RESET"))
-		return CMD_RESET;
-	return CMD_OTHER;
+	const struct redis_name *k =
+	    name_find(special_cmds, sizeof(special_cmds) / sizeof(special_cmds[0]), m, n);
+
+	return k ? (enum redis_cmd)k->kind : CMD_OTHER;
 }
 
 static void request_done(struct redis_conn *c, struct redis_dir *d, struct proto_ctx *ctx)
@@ -392,13 +444,9 @@ static void request_done(struct redis_conn *c, struct redis_dir *d, struct proto
 
 	if (d->empty || !word(d, 0, &w0, &n0))
 		return; /* "*0": no command, no reply */
-	if (word(d, 1, &w1, &n1)) {
-		for (size_t i = 0; i < sizeof(two_word_cmds) / sizeof(two_word_cmds[0]); i++)
-			if (mem_ieq(w0, n0, two_word_cmds[i])) {
-				mwords = 2;
-				break;
-			}
-	}
+	if (word(d, 1, &w1, &n1) &&
+	    name_find(two_word_cmds, sizeof(two_word_cmds) / sizeof(two_word_cmds[0]), w0, n0))
+		mwords = 2;
 	/* method: the command word(s) upper-cased; they are adjacent in txt */
 	nm = mwords == 2 ? (size_t)(w1 + n1 - w0) : n0;
 	if (nm > REDIS_METHOD_MAX)
@@ -540,7 +588,7 @@ static void track_mode(struct redis_conn *c, const struct redis_dir *d, enum red
 
 	if (k <= CMD_SSUBSCRIBE)
 		c->pubsub = true;
-	else if (word(d, 2, &w, &n) && parse_i64((const uint8_t *)w, n, INT64_MAX, &v) && v == 0)
+	else if (word(d, 2, &w, &n) && parse_i64((const uint8_t *)w, n, &v) && v == 0)
 		c->pubsub = false;
 }
 
@@ -641,7 +689,7 @@ static void value_done(struct redis_conn *c, enum proto_dir dir, struct proto_ct
 }
 
 /* Separator before an element of the innermost aggregate; locate top-level words. */
-static void elem_start(struct redis_dir *d)
+static inline void elem_start(struct redis_dir *d)
 {
 	struct redis_frame *f;
 
@@ -702,7 +750,7 @@ static enum line_result type_line(struct redis_conn *c, enum proto_dir dir, cons
 	case '$':
 	case '!':
 	case '=':
-		if (!parse_i64(body, bn, INT64_MAX, &v) || v < -1 || (v == -1 && t != '$'))
+		if (!parse_i64(body, bn, &v) || v < -1 || (v == -1 && t != '$'))
 			return LINE_ERROR;
 		if ((uint64_t)v > c->max_bulk && v != -1)
 			return LINE_LIMIT;
@@ -724,7 +772,7 @@ static enum line_result type_line(struct redis_conn *c, enum proto_dir dir, cons
 		struct redis_frame *f;
 		bool bare = dir == DIR_TO_SERVER && d->depth == 0 && t == '*';
 
-		if (!parse_i64(body, bn, INT64_MAX, &v) || v < -1 || (v == -1 && t != '*'))
+		if (!parse_i64(body, bn, &v) || v < -1 || (v == -1 && t != '*'))
 			return LINE_ERROR;
 		if (v > 0 && (uint64_t)v > c->max_elements)
 			return LINE_LIMIT;
@@ -761,6 +809,36 @@ static enum line_result type_line(struct redis_conn *c, enum proto_dir dir, cons
 	}
 	value_done(c, dir, ctx);
 	return LINE_OK;
+}
+
+/* A whole "$len CR LF payload CR LF" element inside an aggregate (the arguments of
+ * every command), all in `in`: what the type line, blob and CR LF steps would do, in
+ * one. Returns false, nothing consumed, for anything else (the general path takes
+ * it, limits and errors included). */
+static bool bulk_whole(struct redis_conn *c, enum proto_dir dir, struct cursor *in,
+		       struct proto_ctx *ctx)
+{
+	struct redis_dir *d = &c->dir[dir];
+	const uint8_t *p = in->p + in->off;
+	size_t left = cur_left(in), i = 1, v = 0;
+
+	if (left < 4 || p[0] != '$')
+		return false;
+	while (i < left && i <= 18 && (uint8_t)(p[i] - '0') <= 9) /* 18 digits: no overflow */
+		v = v * 10 + (size_t)(p[i++] - '0');
+	if (i == 1 || left - i < 2 || p[i] != '\r' || p[i + 1] != '\n' || v > c->max_bulk)
+		return false;
+	i += 2;
+	if (left - i < v || left - i - v < 2 || p[i + v] != '\r' || p[i + v + 1] != '\n')
+		return false;
+	elem_start(d);
+	if (!d->gap_lost)
+		txt_put(d, p + i, v);
+	d->msg_bytes += i + v + 2;
+	d->scan = 0;
+	cur_skip(in, i + v + 2);
+	value_done(c, dir, ctx);
+	return true;
 }
 
 /* An inline command "set a b": words split at blanks; "..." and '...' group words
@@ -820,11 +898,13 @@ static void *redis_conn_new(const struct conn_info *info)
 {
 	const struct cfg_proto *cfg = info ? info->cfg : NULL;
 	const struct redis_config *rc = cfg && cfg->priv ? cfg->priv : &redis_defaults;
-	struct redis_conn *c = hb_calloc(1, sizeof(*c));
+	struct redis_conn *c = hb_malloc(sizeof(*c));
 	size_t cap;
 
 	if (!c)
 		return NULL;
+	/* everything but the frame stacks is cleared (see redis_dir.stack) */
+	memset(c, 0, offsetof(struct redis_conn, dir));
 	c->max_rv = rc->max_return_value ? rc->max_return_value : REDIS_DEF_MAX_RETURN;
 	c->max_query = rc->max_query ? rc->max_query : REDIS_DEF_MAX_QUERY;
 	c->max_line = rc->max_line_bytes ? rc->max_line_bytes : REDIS_DEF_MAX_LINE;
@@ -845,6 +925,7 @@ static void *redis_conn_new(const struct conn_info *info)
 		return NULL;
 	}
 	for (int i = 0; i < 2; i++) {
+		memset(&c->dir[i], 0, offsetof(struct redis_dir, stack));
 		strbuf_init(&c->dir[i].txt);
 		dir_reset_msg(&c->dir[i]);
 	}
@@ -909,10 +990,23 @@ static struct parse_result redis_parse(void *conn, enum proto_dir dir, const uin
 			}
 			if (!d->gap_lost)
 				txt_put(d, p, n);
-			if (d->bulk_left == 0)
-				d->state = RS_CRLF;
-			continue;
+			if (d->bulk_left)
+				continue;
+			d->state = RS_CRLF;
+			if (cur_left(&in) < 2)
+				continue;
+			/* the CR LF is here too */
+			/* FALLTHROUGH */
 		case RS_CRLF:
+			if (d->crlf_got == 0 && cur_left(&in) >= 2 && in.p[in.off] == '\r' &&
+			    in.p[in.off + 1] == '\n') {
+				/* the usual whole CR LF, in one step */
+				cur_skip(&in, 2);
+				d->msg_bytes += 2;
+				d->state = RS_LINE;
+				value_done(c, dir, ctx);
+				continue;
+			}
 			if (cur_u8(&in) != (uint8_t) "\r\n"[d->crlf_got])
 				goto err;
 			d->msg_bytes++;
@@ -932,6 +1026,8 @@ static struct parse_result redis_parse(void *conn, enum proto_dir dir, const uin
 			}
 			continue;
 		case RS_LINE:
+			if (d->in_msg && d->depth && bulk_whole(c, dir, &in, ctx))
+				continue;
 			break;
 		}
 		/* a complete line, searched from where the previous call stopped */

@@ -944,6 +944,70 @@ static void test_malformed_datarow_continues(void **state)
 	assert_int_equal(metrics_get("pgsql.malformed_messages"), 2);
 }
 
+/* Rows that are only counted (no send_response) are checked in one step when the
+ * whole body is at hand, column by column when it streams in: every kind of bad row
+ * is counted the same either way, and the messages after it are still understood. */
+static void test_counted_rows_whole_or_streamed(void **state)
+{
+	struct fx *f = *state;
+	struct buf q = {.n = 0}, r = {.n = 0};
+	size_t at;
+
+	m_str(&q, 'Q', "select a, b from t");
+	m_T(&r, 0, 2, "a", "b");
+	m_D(&r, 2, "x", NULL);   /* fine */
+	at = msg_begin(&r, 'D'); /* a value longer than the body */
+	put16(&r, 2);
+	put32(&r, 1000);
+	put(&r, "abc", 3);
+	msg_end(&r, at);
+	at = msg_begin(&r, 'D'); /* a length below -1 */
+	put16(&r, 1);
+	put32(&r, 0xfffffff0);
+	msg_end(&r, at);
+	at = msg_begin(&r, 'D'); /* bytes after the last column */
+	put16(&r, 1);
+	put32(&r, 1);
+	put(&r, "zz", 2);
+	msg_end(&r, at);
+	at = msg_begin(&r, 'D'); /* ends inside the second column's length */
+	put16(&r, 2);
+	put32(&r, 1);
+	put8(&r, 'q');
+	put16(&r, 0);
+	msg_end(&r, at);
+	at = msg_begin(&r, 'D'); /* one byte: no column count */
+	put8(&r, 0);
+	msg_end(&r, at);
+	at = msg_begin(&r, 'D'); /* no columns, then a stray byte */
+	put16(&r, 0);
+	put8(&r, 7);
+	msg_end(&r, at);
+	m_D(&r, 0); /* no columns: fine */
+	m_str(&r, 'C', "SELECT");
+	m_Z(&r);
+	for (int streamed = 0; streamed < 2; streamed++) {
+		uint64_t bad = metrics_get("pgsql.malformed_messages");
+
+		assert_int_equal(feedb(f, DIR_TO_SERVER, &q), PARSE_OK);
+		if (streamed) {
+			for (size_t i = 0; i < r.n; i++)
+				assert_int_not_equal(feed_n(f, DIR_TO_CLIENT, r.p + i, 1),
+						     PARSE_ERROR);
+		} else {
+			assert_int_equal(feedb(f, DIR_TO_CLIENT, &r), PARSE_OK);
+		}
+		assert_int_equal(metrics_get("pgsql.malformed_messages") - bad, 6);
+		assert_int_equal(f->nev, 1);
+		assert_str(f->ev[0], "method", "SELECT");
+		assert_uint(f->ev[0], "pgsql.num_rows", 8); /* the tag has no count */
+		assert_uint(f->ev[0], "pgsql.num_fields", 2);
+		assert_int_equal(f->ev[0]->server_bytes, r.n - 6); /* T..C, not Z */
+		fx_close(f);
+		fx_drop_events(f);
+	}
+}
+
 static void test_resync_midstream(void **state)
 {
 	struct fx *f = *state;
@@ -1128,6 +1192,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_pending_cap, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_hostile_lengths, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_malformed_datarow_continues, fx_setup,
+					    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_counted_rows_whole_or_streamed, fx_setup,
 					    fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_resync_midstream, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_gap_in_datarow, fx_setup, fx_teardown),

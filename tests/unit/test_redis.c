@@ -511,6 +511,80 @@ static void test_malformed(void **state)
 	assert_int_equal(ev_pool_live(f->pool), f->nev);
 }
 
+/* Feed s byte by byte (every element streams through the general path) until the
+ * parser reports an error; returns the last status. */
+static enum parse_status feed_bytewise(struct fx *f, enum proto_dir dir, const char *s)
+{
+	enum parse_status st = PARSE_OK;
+
+	for (size_t i = 0; s[i] && st != PARSE_ERROR; i++)
+		st = feed_n(f, dir, s + i, 1);
+	return st;
+}
+
+/* Arguments taken whole (length line, bytes and CR LF in one step) and the same
+ * arguments streamed byte by byte give the same events; what the one step leaves to
+ * the general path (an LF-only line, 19 digits, a null, a bad terminator, a length
+ * over the limit) is decided alike both ways. */
+static void test_whole_or_streamed_args(void **state)
+{
+	struct fx *f = *state;
+	static const char *const reqs[] = {
+	    "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n",         /* an empty argument */
+	    "*2\r\n$3\nGET\r\n$1\r\nk\r\n",                     /* a line ended by LF alone */
+	    "*2\r\n$3\r\nGET\r\n$01\r\nk\r\n",                  /* a leading zero */
+	    "*3\r\n$4\r\nECHO\r\n$-1\r\n*1\r\n$1\r\nx\r\n",     /* null, nested */
+	    "*2\r\n$3\r\nGET\r\n$0000000000000000001\r\nk\r\n", /* 19 digits */
+	};
+	static const char *const wants[] = {"SET k |SET", "GET k|GET", "GET k|GET",
+					    "ECHO nil [x]|ECHO", "GET k|GET"};
+	char got[128], big[1100];
+
+	for (size_t r = 0; r < sizeof(reqs) / sizeof(reqs[0]); r++) {
+		for (int streamed = 0; streamed < 2; streamed++) {
+			const struct ev_field *q, *m;
+
+			if (streamed)
+				assert_int_equal(feed_bytewise(f, DIR_TO_SERVER, reqs[r]),
+						 PARSE_OK);
+			else
+				assert_int_equal(feed(f, DIR_TO_SERVER, reqs[r]), PARSE_OK);
+			assert_int_equal(feed(f, DIR_TO_CLIENT, "+OK\r\n"), PARSE_OK);
+			assert_int_equal(f->nev, 1);
+			q = field(f->ev[0], "query");
+			m = field(f->ev[0], "method");
+			snprintf(got, sizeof(got), "%.*s|%.*s", (int)q->v.s.len, q->v.s.p,
+				 (int)m->v.s.len, m->v.s.p);
+			assert_string_equal(got, wants[r]);
+			assert_int_equal(f->ev[0]->client_bytes, strlen(reqs[r]));
+			fx_close(f);
+			fx_drop_events(f);
+		}
+	}
+	fx_set_u(f, "max_bulk_bytes", 1000);
+	for (int streamed = 0; streamed < 2; streamed++) {
+		uint64_t limits = metrics_get("redis.limit_exceeded");
+		enum parse_status (*in)(struct fx *, enum proto_dir, const char *) =
+		    streamed ? feed_bytewise : feed;
+
+		assert_int_equal(in(f, DIR_TO_SERVER, "*2\r\n$3\r\nGET\r\n$1\r\nkX\r\n"),
+				 PARSE_ERROR);
+		fx_close(f);
+		assert_int_equal(metrics_get("redis.limit_exceeded"), limits);
+		assert_int_equal(in(f, DIR_TO_SERVER, "*2\r\n$3\r\nGET\r\n$1X\nk\r\n"),
+				 PARSE_ERROR);
+		fx_close(f);
+		/* over the limit, with the whole argument at hand */
+		snprintf(big, sizeof(big), "*2\r\n$3\r\nGET\r\n$1001\r\n%01001d\r\n", 0);
+		assert_int_equal(in(f, DIR_TO_SERVER, big), PARSE_ERROR);
+		fx_close(f);
+		assert_int_equal(metrics_get("redis.limit_exceeded"), limits + 1);
+		assert_int_equal(in(f, DIR_TO_SERVER, "*1\r\n$1000\r\n"), PARSE_OK);
+		fx_close(f);
+		fx_drop_events(f);
+	}
+}
+
 /* A fresh conn may start mid-stream: junk lines are skipped until one looks like a
  * message start. */
 static void test_resync(void **state)
@@ -668,6 +742,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_pending_cap_keeps_order, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_pool_exhausted, fx_setup_small_pool, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_every_split, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_whole_or_streamed_args, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
