@@ -61,6 +61,7 @@
 #include "hostbeat/clock.h"
 #include "hostbeat/encode.h"
 #include "hostbeat/mem.h"
+#include "hostbeat/numtext.h"
 #include "hostbeat/metrics.h"
 #include "net/community_id.h"
 
@@ -343,32 +344,6 @@ static void rec_span(struct shape_rec *r, size_t start, size_t end, enum vkind k
 
 /* ---- numbers ------------------------------------------------------------- */
 
-/* "00" "01" ... "99" */
-static const char digits2[201] = "0001020304050607080910111213141516171819"
-				 "2021222324252627282930313233343536373839"
-				 "4041424344454647484950515253545556575859"
-				 "6061626364656667686970717273747576777879"
-				 "8081828384858687888990919293949596979899";
-
-/* Decimal text of v written to end at `end`; returns its start. */
-static inline char *u64_text(uint64_t v, char *end)
-{
-	char *q = end;
-
-	while (v >= 100) {
-		q -= 2;
-		memcpy(q, digits2 + 2 * (v % 100), 2);
-		v /= 100;
-	}
-	if (v >= 10) {
-		q -= 2;
-		memcpy(q, digits2 + 2 * v, 2);
-	} else {
-		*--q = (char)('0' + v);
-	}
-	return q;
-}
-
 /* Decimal digits of v (1..20), without a loop: log10 estimated from the bit length
  * (1233 / 4096 ~ log10(2)), then one compare with the power of ten it points at. */
 static inline unsigned u64_digits(uint64_t v)
@@ -509,13 +484,13 @@ static inline size_t fmt_time(struct tcache *tc, uint64_t ns, int digits, char *
 	b[19] = '.';
 	if (digits == 6) {
 		frac /= 1000; /* µs */
-		memcpy(b + 20, digits2 + 2 * (frac / 10000), 2);
-		memcpy(b + 22, digits2 + 2 * (frac / 100 % 100), 2);
-		memcpy(b + 24, digits2 + 2 * (frac % 100), 2);
+		memcpy(b + 20, hb_digit_pair(frac / 10000), 2);
+		memcpy(b + 22, hb_digit_pair(frac / 100 % 100), 2);
+		memcpy(b + 24, hb_digit_pair(frac % 100), 2);
 	} else {
 		frac /= 1000000; /* ms */
 		b[20] = (char)('0' + frac / 100);
-		memcpy(b + 21, digits2 + 2 * (frac % 100), 2);
+		memcpy(b + 21, hb_digit_pair(frac % 100), 2);
 	}
 	b[20 + digits] = 'Z';
 	return 21 + (size_t)digits;
@@ -1161,7 +1136,7 @@ static void put_u64(struct strbuf *o, uint64_t v)
 
 	if (!room(o, n))
 		return; /* err is set; the document is discarded */
-	u64_text(v, o->p + o->len + n);
+	hb_u64_text(v, o->p + o->len + n);
 	o->len += n;
 }
 
@@ -2101,7 +2076,7 @@ static inline char *dput_ip(char *d, const struct hb_ip *ip)
 static inline char *dput_u64(char *d, uint64_t v)
 {
 	d += u64_digits(v);
-	u64_text(v, d);
+	hb_u64_text(v, d);
 	return d;
 }
 
@@ -2910,7 +2885,7 @@ static inline char *dput_u64_memo(char *d, uint64_t v, struct numtext *t)
 {
 	if (!t->len) {
 		t->len = (uint8_t)u64_digits(v);
-		u64_text(v, t->text + t->len);
+		hb_u64_text(v, t->text + t->len);
 	}
 	memcpy(d, t->text, 20); /* UINT64_MAX has 20 digits */
 	return d + t->len;

@@ -52,6 +52,7 @@
 #include "hostbeat/clock.h"
 #include "hostbeat/cursor.h"
 #include "hostbeat/mem.h"
+#include "hostbeat/numtext.h"
 #include "hostbeat/proto.h"
 
 #define DNS_HDR_LEN 12
@@ -209,14 +210,9 @@ static void sb_putc(struct sb *b, char ch)
 /* "%u" of v without printf; buf holds 11 bytes. Returns the length. */
 static size_t u32_text(uint32_t v, char *buf)
 {
-	char tmp[10], *q = tmp + sizeof(tmp);
-	size_t n;
+	char tmp[10], *q = hb_u64_text(v, tmp + sizeof(tmp));
+	size_t n = (size_t)(tmp + sizeof(tmp) - q);
 
-	do {
-		*--q = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	n = (size_t)(tmp + sizeof(tmp) - q);
 	memcpy(buf, q, n);
 	buf[n] = '\0';
 	return n;

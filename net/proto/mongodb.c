@@ -65,6 +65,7 @@
 #include "hostbeat/cursor.h"
 #include "hostbeat/event.h"
 #include "hostbeat/mem.h"
+#include "hostbeat/numtext.h"
 #include "hostbeat/metrics.h"
 #include "hostbeat/proto.h"
 #include "hostbeat/strbuf.h"
@@ -638,43 +639,13 @@ static void r_double(struct rnd *r, double v)
 	r_puts(r, buf);
 }
 
-/* "%lld" of v without printf (every integer rendered), written backwards so that
- * it ends just before `end` (no NUL; at most 20 bytes). Returns where it starts. */
-static char *i64_text(int64_t v, char *end)
-{
-	static const char pairs[] = "00010203040506070809101112131415161718192021222324"
-				    "25262728293031323334353637383940414243444546474849"
-				    "50515253545556575859606162636465666768697071727374"
-				    "75767778798081828384858687888990919293949596979899";
-	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-	char *q = end;
-
-	/* two digits a step */
-	while (u >= 100) {
-		const char *two = pairs + 2 * (u % 100);
-
-		u /= 100;
-		*--q = two[1];
-		*--q = two[0];
-	}
-	if (u >= 10) {
-		*--q = pairs[2 * u + 1];
-		*--q = pairs[2 * u];
-	} else {
-		*--q = (char)('0' + u);
-	}
-	if (v < 0)
-		*--q = '-';
-	return q;
-}
-
 /* The text is made in a buffer so that the common case (room under the limit and
  * in the buffer) copies a fixed 24 bytes from where it starts, a copy of constant
  * size the compiler inlines, and counts only the text. */
 static void r_int(struct rnd *r, int64_t v)
 {
 	char buf[48] = {0}; /* copied in part: no uninitialised bytes */
-	char *end = buf + 24, *t = i64_text(v, end);
+	char *end = buf + 24, *t = hb_i64_text(v, end);
 	size_t n = (size_t)(end - t);
 	struct strbuf *sb = r->sb;
 
@@ -1600,13 +1571,13 @@ static void request_fields(struct mg_conn *c, struct mg_dir *d, struct event *ev
 		strbuf_putc(q, ')');
 		if (d->skip > 0) {
 			strbuf_append(q, ".skip(", 6);
-			t = i64_text(d->skip, num + sizeof(num));
+			t = hb_i64_text(d->skip, num + sizeof(num));
 			strbuf_append(q, t, (size_t)(num + sizeof(num) - t));
 			strbuf_putc(q, ')');
 		}
 		if (d->limit > 0 && d->limit < 0x7fffffff) {
 			strbuf_append(q, ".limit(", 7);
-			t = i64_text(d->limit, num + sizeof(num));
+			t = hb_i64_text(d->limit, num + sizeof(num));
 			strbuf_append(q, t, (size_t)(num + sizeof(num) - t));
 			strbuf_putc(q, ')');
 		}

@@ -62,6 +62,7 @@
 #include "hostbeat/cursor.h"
 #include "hostbeat/event.h"
 #include "hostbeat/mem.h"
+#include "hostbeat/numtext.h"
 #include "hostbeat/metrics.h"
 #include "hostbeat/proto.h"
 #include "hostbeat/strbuf.h"
@@ -1064,37 +1065,6 @@ static inline bool element_prefix(struct thrift_conn *c, struct th_dir *d, struc
 	return false;
 }
 
-/* Decimal text of v, without printf (every integer of every message), written
- * backwards so that it ends just before `end` (no NUL; at most 20 bytes). Returns
- * where it starts. */
-static char *i64_text(int64_t v, char *end)
-{
-	static const char pairs[] = "00010203040506070809101112131415161718192021222324"
-				    "25262728293031323334353637383940414243444546474849"
-				    "50515253545556575859606162636465666768697071727374"
-				    "75767778798081828384858687888990919293949596979899";
-	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-	char *q = end;
-
-	/* two digits a step */
-	while (u >= 100) {
-		const char *two = pairs + 2 * (u % 100);
-
-		u /= 100;
-		*--q = two[1];
-		*--q = two[0];
-	}
-	if (u >= 10) {
-		*--q = pairs[2 * u + 1];
-		*--q = pairs[2 * u];
-	} else {
-		*--q = (char)('0' + u);
-	}
-	if (v < 0)
-		*--q = '-';
-	return q;
-}
-
 /* v in decimal (a field id: followed by ": ") into the rendered text. The text is
  * made in a buffer so that the common case copies a fixed 24 bytes from where it
  * starts (a copy of constant size the compiler inlines) and counts only the text. */
@@ -1102,7 +1072,7 @@ static inline void out_int(struct thrift_conn *c, struct th_dir *d, int64_t v, b
 {
 	char buf[48] = {0}; /* copied in part: no uninitialised bytes */
 	struct strbuf *o = &d->out;
-	char *end = buf + 24, *t = i64_text(v, end);
+	char *end = buf + 24, *t = hb_i64_text(v, end);
 	size_t n;
 
 	if (field_id) {
