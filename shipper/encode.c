@@ -257,7 +257,6 @@ struct env {
 	struct ev_field *f;
 	uint8_t *id;
 	unsigned n, cap;
-	struct tcache tc;
 	char ts[TS_LEN], start[TS_LEN], end[TS_LEN];
 	char cip[HB_IP_STRLEN], sip[HB_IP_STRLEN];
 	size_t cip_len, sip_len; /* 0 = address not set */
@@ -547,7 +546,7 @@ static void env_ipstr(struct env *v, enum dkey_id id, const char *s, size_t len,
 
 static void env_time(struct env *v, enum dkey_id id, uint64_t ns, int digits, char *buf)
 {
-	env_strn(v, id, buf, fmt_time(&v->tc, ns, digits, buf), ENC_PLAIN);
+	env_strn(v, id, buf, fmt_time(&thread_tcache, ns, digits, buf), ENC_PLAIN);
 }
 
 static const char *transport_name(uint8_t proto)
@@ -3208,7 +3207,6 @@ static int encode_general(const struct event *ev, const struct encode_opts *o, s
 	env.id = idstack;
 	env.cap = ENV_STACK;
 	env.n = 0;
-	env.tc.valid = false;
 	if (ENV_FIXED + ntags > ENV_STACK) {
 		/* the fields, then their ids */
 		dheap = hb_malloc((ENV_FIXED + ntags) * (sizeof(*dheap) + 1));
